@@ -1,0 +1,64 @@
+"""The application factory: settings → database (migrated) → providers → reconciler → routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from cloudtune import __version__
+from cloudtune.api.errors import install_error_handlers
+from cloudtune.api.routes import configs, health, jobs, webhooks
+from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.context import Context
+from cloudtune.services.reconciler import Reconciler
+from cloudtune.services.tokens import TokenSigner
+from cloudtune.settings import Settings, get_settings
+from cloudtune.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_folders()
+        db = Database(settings.resolved_database_url)
+        db.migrate()
+        ctx = Context(
+            settings=settings,
+            db=db,
+            providers=ProviderRegistry(settings),
+            tokens=TokenSigner.from_home(settings.home),
+        )
+        reconciler = Reconciler(ctx)
+        app.state.ctx = ctx
+        app.state.reconciler = reconciler
+        await reconciler.start()
+        log.info("cloudtune %s ready on %s", __version__, settings.base_url)
+        try:
+            yield
+        finally:
+            await reconciler.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="cloudtune",
+        version=__version__,
+        description="A self-hosted control plane for fine-tuning jobs on GPUs.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, jobs, configs, webhooks):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

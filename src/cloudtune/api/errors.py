@@ -1,0 +1,71 @@
+"""The one place domain errors become HTTP: status codes and the error envelope
+`{"success": false, "code": ..., "detail": ...}`."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloudtune import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: list[tuple[type[errors.CloudtuneError], int]] = [
+    (errors.InvalidInputError, 400),
+    (errors.AuthenticationError, 401),
+    (errors.CostLimitExceededError, 402),
+    (errors.PermissionDeniedError, 403),
+    (errors.NotFoundError, 404),
+    (errors.ConflictError, 409),
+    (errors.PayloadTooLargeError, 413),
+    (errors.ProviderUnavailableError, 503),
+    (errors.ProviderError, 502),
+]
+
+
+def status_for(exc: errors.CloudtuneError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def envelope(status: int, code: str, detail: object, **extra: object) -> Response:
+    body: dict[str, object] = {"success": False, "code": code, "detail": detail}
+    body.update({k: v for k, v in extra.items() if k not in body})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(
+        orjson.dumps(body, default=str),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.CloudtuneError)
+    async def _domain(_request: Request, exc: errors.CloudtuneError) -> Response:
+        return envelope(status_for(exc), exc.code, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return envelope(422, "validation_error", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return envelope(exc.status_code, code, exc.detail)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return envelope(500, "internal_error", "internal error; see the server log")

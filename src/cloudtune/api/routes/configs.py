@@ -1,0 +1,65 @@
+"""/api/configs: named training configs in SimpleTuner's folder layout."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from cloudtune.api.deps import CallerDep, CtxDep
+from cloudtune.api.schemas import (
+    ConfigBody,
+    ConfigDeleteResponse,
+    ConfigListResponse,
+    ConfigOut,
+    NamedConfigBody,
+)
+from cloudtune.services import configs as config_service
+
+router = APIRouter(prefix="/api/configs", tags=["configs"])
+
+
+def _out(named: config_service.NamedConfig) -> ConfigOut:
+    return ConfigOut(
+        name=named.name, config=named.config, dataloader_config=named.dataloader_config
+    )
+
+
+@router.get("", response_model=ConfigListResponse)
+def list_configs(ctx: CtxDep, caller: CallerDep) -> ConfigListResponse:
+    names = config_service.list_configs(ctx.settings.configs_dir, caller)
+    return ConfigListResponse(configs=names, total=len(names))
+
+
+@router.post("", response_model=ConfigOut, status_code=status.HTTP_201_CREATED)
+def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> ConfigOut:
+    named, _ = config_service.save_config(
+        ctx.settings.configs_dir,
+        caller,
+        body.name,
+        body.config,
+        body.dataloader_config,
+        create_only=True,
+    )
+    return _out(named)
+
+
+@router.get("/{name}", response_model=ConfigOut)
+def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
+    return _out(config_service.get_config(ctx.settings.configs_dir, caller, name))
+
+
+@router.put("/{name}", response_model=ConfigOut)
+def put_config(
+    ctx: CtxDep, caller: CallerDep, name: str, body: ConfigBody, response: Response
+) -> ConfigOut:
+    named, created = config_service.save_config(
+        ctx.settings.configs_dir, caller, name, body.config, body.dataloader_config
+    )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return _out(named)
+
+
+@router.delete("/{name}", response_model=ConfigDeleteResponse)
+def delete_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigDeleteResponse:
+    config_service.delete_config(ctx.settings.configs_dir, caller, name)
+    return ConfigDeleteResponse(name=name)

@@ -1,0 +1,47 @@
+"""/api/webhooks/trainer/{job_id}: progress events from a job's trainer, with its own token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Request, Response
+
+from cloudtune.api.deps import CtxDep
+from cloudtune.errors import InvalidInputError
+from cloudtune.services import progress
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+
+MAX_EVENT_BYTES = 256 * 1024
+
+
+@router.post("/trainer/{job_id}")
+async def trainer_event(
+    request: Request,
+    ctx: CtxDep,
+    job_id: str,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    token = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    body = await request.body()
+    if len(body) > MAX_EVENT_BYTES:
+        raise InvalidInputError("event body too large", code="invalid_payload")
+    try:
+        payload: Any = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        payload = _NotJson()
+    if isinstance(payload, _NotJson):
+        if not ctx.tokens.check_job_token(job_id, token):
+            payload = None  # let the service answer 401 before saying anything about the body
+        else:
+            raise InvalidInputError("the event is not valid JSON", code="invalid_payload")
+    result = await ctx.in_thread(progress.record_trainer_event, ctx, job_id, token, payload)
+    return Response(orjson.dumps(result), media_type="application/json")
+
+
+class _NotJson:
+    pass

@@ -1,0 +1,232 @@
+"""Request and response bodies of the HTTP API, and the public JSON of a job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloudtune.domain.jobs import Job
+
+
+class SubmitJobBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    config: dict[str, Any] | None = Field(
+        default=None, description="Trainer args; keys with or without `--`."
+    )
+    dataloader_config: list[Any] | None = Field(
+        default=None, description="Datasets in SimpleTuner's multidatabackend format."
+    )
+    config_name_to_load: str | None = Field(default=None, max_length=128)
+    config_name: str | None = Field(default=None, max_length=255)
+    tracker_run_name: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    hardware_profile: str | None = Field(default=None, max_length=64)
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    publish: dict[str, Any] | None = None
+    priority: int = Field(default=0, ge=-100, le=100)
+
+
+class SubmitJobResponse(BaseModel):
+    success: bool = True
+    job_id: str
+    status: str
+    idempotent_hit: bool
+    data_uploaded: bool
+    cost_limit_warning: str | None
+    estimated_cost_usd: float | None
+    error: str | None = None
+    quota_warnings: list[str] = []
+
+
+class ProgressOut(BaseModel):
+    step: int | None
+    total_steps: int | None
+    percent: float | None
+    loss: float | None
+    lr: float | None
+    epoch: float | None
+    eta_seconds: float | None
+    updated_at: datetime | None
+
+
+class JobOut(BaseModel):
+    job_id: str
+    job_type: str
+    provider: str
+    status: str
+    config_name: str | None
+    tracker_run_name: str | None
+    user_id: str | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    is_active: bool
+    is_terminal: bool
+    hardware_type: str | None
+    hardware_profile: str | None
+    price_per_hour_usd: float | None
+    estimated_cost_usd: float | None
+    cost_usd: float | None
+    progress: ProgressOut
+    error_message: str | None
+    output_url: str | None
+    outputs: list[Any]
+    queue_position: int | None
+    metadata: dict[str, Any]
+    config_snapshot: dict[str, Any] | None = Field(
+        default=None, description="Only on GET /api/cloud/jobs/{id}."
+    )
+
+
+class JobListResponse(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobResponse(BaseModel):
+    job: JobOut
+
+
+class CancelResponse(BaseModel):
+    success: bool = True
+    job_id: str
+    status: str
+
+
+class DeleteResponse(BaseModel):
+    success: bool = True
+    job_id: str
+
+
+class LogsResponse(BaseModel):
+    job_id: str
+    logs: str
+
+
+class JobEventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    message: str | None
+    data: dict[str, Any] | None
+
+
+class EventsResponse(BaseModel):
+    job_id: str
+    events: list[JobEventOut]
+
+
+class SyncBody(BaseModel):
+    provider: str | None = None
+
+
+class SyncResponse(BaseModel):
+    success: bool = True
+    updated: int
+    discovered: int
+
+
+class ConfigBody(BaseModel):
+    config: dict[str, Any]
+    dataloader_config: list[Any] = []
+
+
+class NamedConfigBody(ConfigBody):
+    name: str
+
+
+class ConfigOut(BaseModel):
+    success: bool = True
+    name: str
+    config: dict[str, Any]
+    dataloader_config: list[Any]
+
+
+class ConfigDeleteResponse(BaseModel):
+    success: bool = True
+    name: str
+
+
+class ConfigListResponse(BaseModel):
+    configs: list[str]
+    total: int
+
+
+class ErrorResponse(BaseModel):
+    success: bool = False
+    code: str
+    detail: Any
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    database: str
+    providers: list[str]
+
+
+class PreviewResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    success: bool
+    provider: str
+    datasets: list[dict[str, Any]]
+    files: int
+    bytes: int
+    excluded_files: list[str]
+    estimated_cost_usd: float | None
+    warnings: list[str]
+    blocked: bool
+
+
+def _usd(micros: int | None) -> float | None:
+    return None if micros is None else micros / 1_000_000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
+    """The public JSON of a job: no provider handle, no token, no secret."""
+    data: dict[str, Any] = {
+        "job_id": job.job_id,
+        "job_type": job.job_type.value,
+        "provider": job.provider,
+        "status": job.status.value,
+        "config_name": job.config_name,
+        "tracker_run_name": job.tracker_run_name,
+        "user_id": job.user_id,
+        "created_at": _iso(job.created_at),
+        "queued_at": _iso(job.queued_at),
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+        "duration_seconds": job.duration_seconds(),
+        "is_active": job.is_active,
+        "is_terminal": job.is_terminal,
+        "hardware_type": job.hardware_type,
+        "hardware_profile": job.hardware_profile,
+        "price_per_hour_usd": _usd(job.price_per_hour_micros),
+        "estimated_cost_usd": _usd(job.estimated_cost_micros),
+        "cost_usd": _usd(job.billed_cost_micros()),
+        "progress": job.progress.to_dict(),
+        "error_message": job.error_message,
+        "output_url": job.output_url,
+        "outputs": job.outputs,
+        "queue_position": job.queue_position
+        if job.status.value in ("pending", "queued")
+        else None,
+        "metadata": job.metadata,
+    }
+    if with_snapshot:
+        data["config_snapshot"] = job.config_snapshot
+    return data

@@ -1,0 +1,1 @@
+"""The `cloudtune` command line."""

@@ -1,0 +1,1 @@
+"""Domain objects: plain data and rules, no I/O."""

@@ -1,0 +1,65 @@
+"""Who is calling, and what they may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloudtune.domain.jobs import Job
+from cloudtune.errors import PermissionDeniedError, job_not_found
+
+ALL_PERMISSIONS = frozenset(
+    {
+        "job.submit",
+        "job.view.own",
+        "job.view.all",
+        "job.cancel.own",
+        "job.cancel.all",
+        "job.delete.own",
+        "job.delete.all",
+        "config.view",
+        "config.edit",
+        "provider.manage",
+        "cost.manage",
+        "user.manage",
+        "api.keys.own",
+        "api.keys.all",
+        "storage.read",
+        "storage.write",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str | None
+    permissions: frozenset[str]
+    name: str = "local"
+
+    def has(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        if not self.has(permission):
+            raise PermissionDeniedError(
+                f"Permission denied: {permission}", required_permission=permission
+            )
+
+    def owns(self, job: Job) -> bool:
+        return job.user_id == self.user_id
+
+    def require_visible(self, job: Job) -> None:
+        """A job the caller may not see reads as unknown, not as forbidden."""
+        if self.has("job.view.all") or (self.owns(job) and self.has("job.view.own")):
+            return
+        raise job_not_found(job.job_id)
+
+    def require_on_job(self, action: str, job: Job) -> None:
+        """`action` is cancel or delete: own jobs need `.own` or `.all`, others' need `.all`."""
+        self.require_visible(job)
+        if self.has(f"job.{action}.all"):
+            return
+        self.require(f"job.{action}.own" if self.owns(job) else f"job.{action}.all")
+
+
+# With no users and a loopback bind, every request acts as this admin.
+LOCAL_ADMIN = Principal(user_id=None, permissions=ALL_PERMISSIONS, name="local")

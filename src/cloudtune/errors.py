@@ -1,0 +1,70 @@
+"""Domain errors. Each carries a stable `code` and a human `detail`; none knows about HTTP.
+
+    CloudtuneError
+     ├── InvalidInputError          bad config, dataset, filter, provider or model family
+     ├── AuthenticationError        no or bad credentials
+     ├── PermissionDeniedError      the caller lacks a permission
+     ├── NotFoundError              unknown job or config
+     ├── ConflictError              the operation does not fit the current state
+     ├── PayloadTooLargeError       a package over the provider's limit
+     ├── CostLimitExceededError     a submit that a `block` spending limit refuses
+     └── ProviderError              the provider failed or answered nonsense
+          └── ProviderUnavailableError  the provider cannot be used right now
+
+`cloudtune.api.errors` maps each branch to one HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CloudtuneError(Exception):
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+
+class InvalidInputError(CloudtuneError):
+    code = "invalid_input"
+
+
+class AuthenticationError(CloudtuneError):
+    code = "authentication_required"
+
+
+class PermissionDeniedError(CloudtuneError):
+    code = "permission_denied"
+
+
+class NotFoundError(CloudtuneError):
+    code = "not_found"
+
+
+class ConflictError(CloudtuneError):
+    code = "conflict"
+
+
+class PayloadTooLargeError(CloudtuneError):
+    code = "payload_too_large"
+
+
+class CostLimitExceededError(CloudtuneError):
+    code = "cost_limit_exceeded"
+
+
+class ProviderError(CloudtuneError):
+    code = "provider_error"
+
+
+class ProviderUnavailableError(ProviderError):
+    code = "provider_unavailable"
+
+
+def job_not_found(job_id: str) -> NotFoundError:
+    return NotFoundError(f"Job not found: {job_id}", code="job_not_found", job_id=job_id)

@@ -1,0 +1,118 @@
+"""The provider protocol and the data that crosses it.
+
+A provider never touches the database: services load a job, call the provider outside any
+transaction, then apply what it answered through `store.jobs.switch_job_status`.
+
+Contract for implementers:
+- `submit` hands the job over and returns at once with a handle; it must not wait for training.
+- `status` reports the provider's view; it may be called often and must be cheap.
+- `cancel` is idempotent: cancelling a finished or unknown job is not an error.
+- `logs` returns text; `tail` limits it to the last N lines.
+Optional abilities are separate small protocols below, checked with isinstance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from cloudtune.domain.jobs import Job, JobStatus
+from cloudtune.domain.training import TrainingSpec
+
+
+@dataclass(frozen=True, slots=True)
+class JobBundle:
+    """Everything a provider needs to start a job's trainer."""
+
+    spec: TrainingSpec
+    webhook_url: str
+    webhook_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHandle:
+    """What a provider needs to find its job again, stored on the job row (never public)."""
+
+    ref: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    status: JobStatus
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error_message: str | None = None
+    queue_position: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    outputs: list[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAccount:
+    ok: bool
+    detail: str
+    hardware: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+    job_type: str
+
+    def check(self, spec: TrainingSpec) -> None:
+        """Raise InvalidInputError if this provider cannot run the spec (before a job exists)."""
+
+    def hardware_type(self) -> str | None: ...
+
+    async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle: ...
+
+    async def status(self, handle: ProviderHandle) -> ProviderStatus: ...
+
+    async def cancel(self, handle: ProviderHandle) -> None: ...
+
+    async def logs(self, handle: ProviderHandle, tail: int | None) -> str: ...
+
+    async def validate(self) -> ProviderAccount: ...
+
+
+@runtime_checkable
+class HasLogFile(Protocol):
+    """A provider whose job logs are a file on this machine (followed incrementally)."""
+
+    def log_path(self, handle: ProviderHandle) -> Path: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredJob:
+    """An active job handed back to its provider when the server starts."""
+
+    job: Job
+    handle: ProviderHandle
+    webhook_url: str
+    webhook_token: str
+
+
+@runtime_checkable
+class Restorable(Protocol):
+    """A provider with state in this process that must be rebuilt after a restart."""
+
+    async def restore(self, jobs: Sequence[RestoredJob]) -> None: ...
+
+
+@runtime_checkable
+class RunsInBackground(Protocol):
+    """A provider with its own background work; started and stopped with the server."""
+
+    async def start(self, on_change: Callable[[], None]) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Forgettable(Protocol):
+    """A provider that keeps files for a job and removes them when the job is deleted."""
+
+    def forget(self, handle: ProviderHandle) -> None: ...

@@ -1,0 +1,1 @@
+"""The local provider: trainer processes on this machine."""

@@ -1,0 +1,1 @@
+"""The logic: plain functions over domain objects. Nothing here imports FastAPI."""

@@ -1,0 +1,34 @@
+"""What services need from the running server, passed explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.tokens import TokenSigner
+from cloudtune.settings import Settings
+from cloudtune.store.db import Database
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    providers: ProviderRegistry
+    tokens: TokenSigner
+    # Set by the reconciler: asks it to look at active jobs now rather than at its next tick.
+    wake_reconciler: Callable[[], None] = field(default=lambda: None)
+
+    async def in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking database work off the event loop."""
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    def trainer_webhook_url(self, job_id: str) -> str:
+        return f"{self.settings.base_url}/api/webhooks/trainer/{job_id}"

@@ -1,0 +1,181 @@
+"""Reading, cancelling and deleting jobs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from cloudtune.domain.jobs import Job, JobStatus, JobType
+from cloudtune.domain.principal import Principal
+from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
+from cloudtune.providers.base import Forgettable, ProviderHandle
+from cloudtune.services.context import Context
+from cloudtune.store import jobs as job_store
+from cloudtune.store.tables import JobEventModel
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+def parse_filter(
+    caller: Principal,
+    *,
+    status: str | None,
+    provider: str | None,
+    job_type: str | None,
+) -> job_store.JobFilter:
+    statuses: list[JobStatus] = []
+    for name in (status or "").split(","):
+        name = name.strip().lower()
+        if not name:
+            continue
+        try:
+            statuses.append(JobStatus(name))
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise InvalidInputError(
+                f"Invalid status: {name}. Must be one of: {allowed}", code="invalid_filter"
+            ) from None
+    kind = None
+    if job_type:
+        try:
+            kind = JobType(job_type)
+        except ValueError:
+            raise InvalidInputError(
+                f"Invalid job_type: {job_type}. Must be 'local' or 'cloud'.", code="invalid_filter"
+            ) from None
+    if not (caller.has("job.view.all") or caller.has("job.view.own")):
+        caller.require("job.view.own")
+    return job_store.JobFilter(
+        statuses=tuple(statuses),
+        provider=provider or None,
+        job_type=kind,
+        user_id=caller.user_id,
+        only_user=not caller.has("job.view.all"),
+    )
+
+
+def list_jobs(
+    ctx: Context, caller: Principal, flt: job_store.JobFilter, *, limit: int, offset: int
+) -> JobPage:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInputError(
+            f"limit must be between 1 and {MAX_LIMIT}, got {limit}", code="invalid_filter"
+        )
+    if offset < 0:
+        raise InvalidInputError(f"offset must be 0 or more, got {offset}", code="invalid_filter")
+    with ctx.db.read() as session:
+        jobs = job_store.list_jobs(session, flt, limit=limit, offset=offset)
+        total = job_store.count_jobs(session, flt)
+    return JobPage(jobs=jobs, total=total, limit=limit, offset=offset)
+
+
+def get_job(ctx: Context, caller: Principal, job_id: str) -> Job:
+    with ctx.db.read() as session:
+        job = job_store.get_job(session, job_id)
+    if job is None:
+        raise job_not_found(job_id)
+    caller.require_visible(job)
+    return job
+
+
+def list_events(ctx: Context, caller: Principal, job_id: str) -> list[dict[str, Any]]:
+    get_job(ctx, caller, job_id)
+    with ctx.db.read() as session:
+        events = job_store.list_events(session, job_id)
+    return [_event_to_dict(e) for e in events]
+
+
+async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | None) -> str:
+    if tail is not None and tail < 0:
+        raise InvalidInputError("tail must be 0 or more", code="invalid_filter")
+    job = await ctx.in_thread(get_job, ctx, caller, job_id)
+    if job.provider_ref is None:
+        return ""
+    provider = ctx.providers.get(job.provider)
+    return await provider.logs(handle_of(job), tail)
+
+
+async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:
+    job = await ctx.in_thread(get_job, ctx, caller, job_id)
+    caller.require_on_job("cancel", job)
+    if job.status == JobStatus.CANCELLED:
+        return job
+    if job.is_terminal:
+        raise _state_conflict(job, "cancelled")
+    if job.provider_ref is not None:
+        await ctx.providers.get(job.provider).cancel(handle_of(job))
+    change = await ctx.in_thread(_apply_cancel, ctx, job_id)
+    if change is None:
+        raise job_not_found(job_id)
+    if not change.applied and change.job.status != JobStatus.CANCELLED:
+        raise _state_conflict(change.job, "cancelled")
+    ctx.wake_reconciler()
+    return change.job
+
+
+def delete_job(ctx: Context, caller: Principal, job_id: str) -> None:
+    job = get_job(ctx, caller, job_id)
+    caller.require_on_job("delete", job)
+    if not job.is_terminal:
+        raise ConflictError(
+            f"Job {job_id} is {job.status.value}; cancel it before deleting it",
+            code="invalid_job_state",
+            job_id=job_id,
+            current_state=job.status.value,
+        )
+    with ctx.db.write() as session:
+        deleted = job_store.delete_job(session, job)
+    if not deleted:
+        # Its status changed under us; say what it is now.
+        current = get_job(ctx, caller, job_id)
+        raise _state_conflict(current, "deleted")
+    provider = ctx.providers.get(job.provider)
+    if isinstance(provider, Forgettable) and job.provider_ref:
+        provider.forget(handle_of(job))
+
+
+def handle_of(job: Job) -> ProviderHandle:
+    return ProviderHandle(ref=job.provider_ref or job.job_id, data=job.provider_data)
+
+
+def _apply_cancel(ctx: Context, job_id: str) -> job_store.StatusChange | None:
+    with ctx.db.write() as session:
+        return job_store.switch_job_status(
+            session,
+            job_id,
+            JobStatus.CANCELLED,
+            message="cancelled by user",
+            error_message="cancelled by user",
+        )
+
+
+def _state_conflict(job: Job, target: str) -> ConflictError:
+    return ConflictError(
+        f"Job {job.job_id} is already {job.status.value} and cannot be {target}",
+        code="invalid_job_state",
+        job_id=job.job_id,
+        current_state=job.status.value,
+    )
+
+
+def _event_to_dict(event: JobEventModel) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "kind": event.kind,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "message": event.message,
+        "data": event.data,
+    }

@@ -1,0 +1,255 @@
+"""Submitting a job: resolve and check its config, write the job (and its idempotency key) in
+one transaction, then hand it to the provider outside any transaction."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
+from cloudtune.domain.principal import Principal
+from cloudtune.domain.training import TrainingSpec, build_spec
+from cloudtune.errors import CloudtuneError, InvalidInputError, ProviderError
+from cloudtune.providers.base import JobBundle, Provider
+from cloudtune.services import configs as config_service
+from cloudtune.services.context import Context
+from cloudtune.services.datasets import resolve_dataset_paths, summarise
+from cloudtune.store import jobs as job_store
+
+log = logging.getLogger(__name__)
+
+_SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "credential")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    config: dict[str, Any] | None = None
+    dataloader_config: list[Any] | None = None
+    config_name_to_load: str | None = None
+    config_name: str | None = None
+    tracker_run_name: str | None = None
+    idempotency_key: str | None = None
+    hardware_profile: str | None = None
+    webhook_url: str | None = None
+    publish: dict[str, Any] | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    job_id: str
+    status: JobStatus
+    idempotent_hit: bool
+    data_uploaded: bool = False
+    cost_limit_warning: str | None = None
+    estimated_cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    job_id: str
+    provider: Provider
+    spec: TrainingSpec
+    config_name: str | None
+
+
+async def submit_job(
+    ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
+) -> SubmitResult:
+    caller.require("job.submit")
+    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request)
+    key = request.idempotency_key
+    if key:
+        replay = await ctx.in_thread(_find_replay, ctx, caller, key)
+        if replay is not None:
+            return replay
+    job = _new_job(ctx, caller, prepared, request)
+    try:
+        await ctx.in_thread(_insert, ctx, caller, job, key)
+    except IntegrityError:
+        assert key is not None  # only the idempotency key can collide
+        replay = await ctx.in_thread(_find_replay, ctx, caller, key)
+        if replay is None:
+            raise
+        return replay
+
+    bundle = JobBundle(
+        spec=prepared.spec,
+        webhook_url=ctx.trainer_webhook_url(job.job_id),
+        webhook_token=ctx.tokens.job_token(job.job_id),
+    )
+    try:
+        handle = await prepared.provider.submit(job, bundle)
+    except Exception as exc:
+        error = exc if isinstance(exc, CloudtuneError) else None
+        detail = error.detail if error else f"{type(exc).__name__}: {exc}"
+        log.exception("job %s: provider %s refused the submit", job.job_id, provider_name)
+        await ctx.in_thread(_fail, ctx, job.job_id, f"submit to {provider_name} failed: {detail}")
+        if error:
+            raise
+        raise ProviderError(f"{provider_name}: {detail}", provider=provider_name) from exc
+    status = await ctx.in_thread(_mark_submitted, ctx, job.job_id, handle.ref, handle.data)
+    if status.is_terminal:
+        # Cancelled while the provider was taking it: take it back from the provider too.
+        await prepared.provider.cancel(handle)
+    ctx.wake_reconciler()
+    return SubmitResult(
+        job_id=job.job_id,
+        status=status,
+        idempotent_hit=False,
+        estimated_cost_usd=_usd(job.estimated_cost_micros),
+    )
+
+
+async def preview_job(
+    ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
+) -> dict[str, Any]:
+    """What a submit would do, without doing it."""
+    caller.require("job.submit")
+    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request)
+    summaries = await ctx.in_thread(summarise, prepared.spec.local_datasets())
+    leaves = prepared.provider.job_type == JobType.CLOUD.value
+    return {
+        "success": True,
+        "provider": provider_name,
+        "config_name": prepared.config_name,
+        "model_family": prepared.spec.model_family,
+        "max_train_steps": prepared.spec.max_train_steps,
+        "data_leaves_machine": leaves,
+        "datasets": [s.to_dict() for s in summaries],
+        "files": sum(s.files for s in summaries),
+        "bytes": sum(s.bytes for s in summaries),
+        "excluded_files": [f for s in summaries for f in s.excluded],
+        "hardware_type": prepared.provider.hardware_type(),
+        "estimated_cost_usd": 0.0 if not leaves else None,
+        "warnings": [],
+        "blocked": False,
+    }
+
+
+def _prepare(ctx: Context, provider_name: str, request: SubmitRequest) -> _Prepared:
+    provider = ctx.providers.get(provider_name)
+    config: dict[str, Any] = {}
+    dataloader: Any = request.dataloader_config
+    config_name = request.config_name
+    if request.config_name_to_load:
+        named = config_service.load_config(ctx.settings.configs_dir, request.config_name_to_load)
+        config = dict(named.config)
+        if dataloader is None:
+            dataloader = named.dataloader_config
+        config_name = config_name or named.name
+    if request.config is not None:
+        config.update(request.config)
+    if not config:
+        raise _invalid("No configuration provided: send `config` or `config_name_to_load`")
+    spec = build_spec(config, copy.deepcopy(dataloader))
+    job_id = uuid.uuid4().hex
+    local = spec.local_datasets()
+    resolve_dataset_paths(spec.dataloader, local)
+    output_dir = spec.get("output_dir")
+    if not output_dir:
+        spec.config["--output_dir"] = str(ctx.settings.outputs_dir / job_id)
+    else:
+        path = Path(str(output_dir)).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        if path.exists() and not path.is_dir():
+            raise _invalid(f"output_dir {path} exists and is not a folder")
+        spec.config["--output_dir"] = str(path)
+    provider.check(spec)
+    return _Prepared(job_id=job_id, provider=provider, spec=spec, config_name=config_name)
+
+
+def _invalid(detail: str) -> InvalidInputError:
+    return InvalidInputError(detail, code="invalid_config")
+
+
+def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: SubmitRequest) -> Job:
+    spec = prepared.spec
+    run_name = request.tracker_run_name or spec.get("tracker_run_name")
+    metadata: dict[str, Any] = {"model_family": spec.model_family}
+    if run_name:
+        metadata["tracker_run_name"] = run_name
+    local = prepared.provider.job_type == JobType.LOCAL.value
+    return Job(
+        job_id=prepared.job_id,
+        job_type=JobType(prepared.provider.job_type),
+        provider=prepared.provider.name,
+        status=JobStatus.PENDING,
+        created_at=utcnow(),
+        config_name=prepared.config_name,
+        tracker_run_name=run_name,
+        user_id=caller.user_id,
+        priority=request.priority,
+        hardware_type=prepared.provider.hardware_type(),
+        hardware_profile=request.hardware_profile or ("local" if local else None),
+        price_per_hour_micros=0 if local else None,
+        estimated_cost_micros=0 if local else None,
+        output_url=spec.get("output_dir") if local else None,
+        metadata=metadata,
+        config_snapshot={
+            "config": mask_secrets(spec.config),
+            "dataloader_config": mask_secrets(spec.dataloader),
+        },
+    )
+
+
+def mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if _looks_secret(k) and v else mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def _looks_secret(key: Any) -> bool:
+    lowered = str(key).lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def _insert(ctx: Context, caller: Principal, job: Job, key: str | None) -> None:
+    ttl = timedelta(hours=ctx.settings.idempotency_ttl_hours)
+    with ctx.db.write() as session:
+        job_store.insert_job(session, job)
+        if key:
+            job_store.claim_idempotency_key(
+                session, user_id=caller.user_id, key=key, job_id=job.job_id, ttl=ttl
+            )
+
+
+def _find_replay(ctx: Context, caller: Principal, key: str) -> SubmitResult | None:
+    with ctx.db.read() as session:
+        job_id = job_store.find_idempotent_job_id(session, user_id=caller.user_id, key=key)
+        job = job_store.get_job(session, job_id) if job_id else None
+    if job is None:
+        return None
+    return SubmitResult(
+        job_id=job.job_id,
+        status=job.status,
+        idempotent_hit=True,
+        estimated_cost_usd=_usd(job.estimated_cost_micros),
+    )
+
+
+def _fail(ctx: Context, job_id: str, reason: str) -> None:
+    with ctx.db.write() as session:
+        job_store.switch_job_status(session, job_id, JobStatus.FAILED, error_message=reason)
+
+
+def _mark_submitted(ctx: Context, job_id: str, ref: str, data: dict[str, Any]) -> JobStatus:
+    with ctx.db.write() as session:
+        job_store.update_job_fields(session, job_id, provider_ref=ref, provider_data=data)
+        change = job_store.switch_job_status(
+            session, job_id, JobStatus.QUEUED, message="accepted by provider"
+        )
+    return change.job.status if change else JobStatus.QUEUED
+
+
+def _usd(micros: int | None) -> float | None:
+    return None if micros is None else micros / 1_000_000

@@ -1,0 +1,49 @@
+"""Per-job secrets derived from one server key, so none has to be stored anywhere.
+
+A job's trainer-webhook token is HMAC(server key, job id): the server can recompute it after a
+restart (to hand to a re-queued trainer) and check it without a table of tokens. The key lives
+in the home folder with mode 600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+KEY_FILE = "secret.key"
+
+
+class TokenSigner:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_home(cls, home: Path) -> TokenSigner:
+        return cls(load_or_create_key(home / KEY_FILE))
+
+    def job_token(self, job_id: str) -> str:
+        digest = hmac.new(self._key, f"trainer-webhook:{job_id}".encode(), hashlib.sha256)
+        return "ctj_" + digest.hexdigest()
+
+    def check_job_token(self, job_id: str, token: str | None) -> bool:
+        if not token:
+            return False
+        return hmac.compare_digest(self.job_token(job_id), token)
+
+
+def load_or_create_key(path: Path) -> bytes:
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    # O_EXCL: two processes starting at once must not both write a key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    return key

@@ -1,0 +1,98 @@
+"""One settings object for the whole server, read from `CLOUDTUNE_*` environment variables.
+
+Paths under the home folder are properties, derived when read, so tests can point one root
+(`CLOUDTUNE_HOME`) somewhere else and everything follows.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LocalProviderSettings(BaseModel):
+    max_concurrent_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Trainer processes run at once; default one per visible GPU, or 1 without.",
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0, ge=0, description="Time between SIGTERM and SIGKILL when a job is cancelled."
+    )
+    poll_interval_seconds: float = Field(
+        default=0.25, gt=0, description="How often trainer processes are checked."
+    )
+    python: str | None = Field(
+        default=None, description="Python interpreter for trainer processes (default: this one)."
+    )
+
+
+class TrainerSettings(BaseModel):
+    cpu_max_resolution: int = Field(
+        default=64, ge=8, description="Images are trained at most at this size without a GPU."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLOUDTUNE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".cloudtune",
+        description="State folder: database, configs, runs, outputs.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in the home folder."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the server binds.")
+    port: int = Field(default=8001, ge=1, le=65535, description="Port the server binds.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL trainers and providers use to reach this server "
+        "(default: http://<host>:<port>, with 127.0.0.1 for a wildcard bind).",
+    )
+    reconcile_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often active jobs are checked with their provider."
+    )
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    log_level: str = Field(default="info")
+    local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'cloudtune.db'}"
+
+    @property
+    def configs_dir(self) -> Path:
+        return self.home / "configs"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.home / "outputs"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def ensure_folders(self) -> None:
+        for folder in (self.home, self.configs_dir, self.runs_dir, self.outputs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, queries per aggregate, Alembic migrations."""

@@ -1,0 +1,342 @@
+"""Queries on jobs, their events, counts and idempotency keys."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloudtune.domain.jobs import (
+    ACTIVE_STATUSES,
+    Job,
+    JobStatus,
+    JobType,
+    Progress,
+    can_transition,
+    utcnow,
+)
+from cloudtune.store.tables import IdempotencyKeyModel, JobCountModel, JobEventModel, JobModel
+
+log = logging.getLogger(__name__)
+
+_jobs = JobModel.__table__
+# The list leaves out the heavy and the private columns.
+_LIST_COLUMNS = [c for c in _jobs.c if c.name not in ("config_snapshot", "provider_data")]
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    statuses: tuple[JobStatus, ...] = ()
+    provider: str | None = None
+    job_type: JobType | None = None
+    user_id: str | None = None
+    only_user: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    applied: bool
+    job: Job
+    previous: JobStatus
+
+
+def user_key(user_id: str | None) -> str:
+    return user_id or ""
+
+
+def insert_job(session: Session, job: Job) -> None:
+    session.execute(
+        _jobs.insert().values(
+            job_id=job.job_id,
+            job_type=job.job_type.value,
+            provider=job.provider,
+            status=job.status.value,
+            config_name=job.config_name,
+            tracker_run_name=job.tracker_run_name,
+            user_id=job.user_id,
+            priority=job.priority,
+            created_at=job.created_at,
+            updated_at=job.created_at,
+            hardware_type=job.hardware_type,
+            hardware_profile=job.hardware_profile,
+            price_per_hour_micros=job.price_per_hour_micros,
+            estimated_cost_micros=job.estimated_cost_micros,
+            progress=job.progress.to_dict(),
+            output_url=job.output_url,
+            outputs=job.outputs,
+            metadata=job.metadata,
+            config_snapshot=job.config_snapshot,
+            provider_data=job.provider_data,
+        )
+    )
+    session.add(
+        JobEventModel(
+            job_id=job.job_id,
+            at=job.created_at,
+            kind="status",
+            from_status=None,
+            to_status=job.status.value,
+            message="submitted",
+        )
+    )
+    _bump_count(session, job.user_id, job.provider, job.job_type.value, job.status.value, 1)
+
+
+def claim_idempotency_key(
+    session: Session, *, user_id: str | None, key: str, job_id: str, ttl: timedelta
+) -> None:
+    """Insert the key for this job; raises IntegrityError when the key is already taken."""
+    now = utcnow()
+    session.execute(
+        delete(IdempotencyKeyModel).where(
+            IdempotencyKeyModel.user_key == user_key(user_id),
+            IdempotencyKeyModel.key == key,
+            IdempotencyKeyModel.expires_at <= now,
+        )
+    )
+    session.add(
+        IdempotencyKeyModel(
+            user_key=user_key(user_id),
+            key=key,
+            job_id=job_id,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    session.flush()
+
+
+def find_idempotent_job_id(session: Session, *, user_id: str | None, key: str) -> str | None:
+    return session.scalar(
+        select(IdempotencyKeyModel.job_id).where(
+            IdempotencyKeyModel.user_key == user_key(user_id),
+            IdempotencyKeyModel.key == key,
+            IdempotencyKeyModel.expires_at > utcnow(),
+        )
+    )
+
+
+def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job | None:
+    query = select(_jobs).where(_jobs.c.job_id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.execute(query).mappings().first()
+    return _to_job(row) if row is not None else None
+
+
+def list_jobs(session: Session, flt: JobFilter, *, limit: int, offset: int) -> list[Job]:
+    query = select(*_LIST_COLUMNS)
+    query = _apply_filter(query, flt)
+    query = query.order_by(_jobs.c.created_at.desc(), _jobs.c.job_id.desc())
+    query = query.limit(limit).offset(offset)
+    return [_to_job(row) for row in session.execute(query).mappings()]
+
+
+def count_jobs(session: Session, flt: JobFilter) -> int:
+    counts = JobCountModel.__table__
+    query = select(func.coalesce(func.sum(counts.c.count), 0))
+    if flt.statuses:
+        query = query.where(counts.c.status.in_([s.value for s in flt.statuses]))
+    if flt.provider:
+        query = query.where(counts.c.provider == flt.provider)
+    if flt.job_type:
+        query = query.where(counts.c.job_type == flt.job_type.value)
+    if flt.only_user:
+        query = query.where(counts.c.user_key == user_key(flt.user_id))
+    return int(session.scalar(query) or 0)
+
+
+def list_active_jobs(session: Session, *, provider: str | None = None) -> list[Job]:
+    query = select(_jobs).where(_jobs.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+    if provider:
+        query = query.where(_jobs.c.provider == provider)
+    query = query.order_by(_jobs.c.created_at)
+    return [_to_job(row) for row in session.execute(query).mappings()]
+
+
+def switch_job_status(
+    session: Session,
+    job_id: str,
+    new_status: JobStatus,
+    *,
+    message: str | None = None,
+    at: datetime | None = None,
+    error_message: str | None = None,
+    started_at: datetime | None = None,
+    completed_at: datetime | None = None,
+    extra: dict[str, Any] | None = None,
+) -> StatusChange | None:
+    """The one place a job's status changes: checks the transition table, updates the row,
+    writes the event row and keeps the counts, all in the caller's transaction.
+
+    Returns None for an unknown job. An illegal change is not applied and is logged.
+    """
+    job = get_job(session, job_id, for_update=True)
+    if job is None:
+        return None
+    previous = job.status
+    if new_status == previous:
+        return StatusChange(applied=False, job=job, previous=previous)
+    if not can_transition(previous, new_status):
+        log.warning(
+            "ignored status change of job %s from %s to %s (%s)",
+            job_id,
+            previous.value,
+            new_status.value,
+            message or "no reason given",
+        )
+        return StatusChange(applied=False, job=job, previous=previous)
+    now = at or utcnow()
+    values: dict[str, Any] = {"status": new_status.value, "updated_at": now}
+    if new_status == JobStatus.QUEUED and job.queued_at is None:
+        values["queued_at"] = now
+    if new_status != JobStatus.QUEUED:
+        values["queue_position"] = None
+    if new_status == JobStatus.RUNNING and job.started_at is None:
+        values["started_at"] = started_at or now
+    if new_status.is_terminal:
+        if job.started_at is None and started_at is not None:
+            values["started_at"] = started_at
+        values["completed_at"] = completed_at or now
+    if error_message is not None:
+        values["error_message"] = error_message
+    if extra:
+        values.update(extra)
+    session.execute(update(_jobs).where(_jobs.c.job_id == job_id).values(**values))
+    session.add(
+        JobEventModel(
+            job_id=job_id,
+            at=now,
+            kind="status",
+            from_status=previous.value,
+            to_status=new_status.value,
+            message=message or error_message,
+        )
+    )
+    for status, delta in sorted(((previous.value, -1), (new_status.value, 1))):
+        _bump_count(session, job.user_id, job.provider, job.job_type.value, status, delta)
+    updated = get_job(session, job_id)
+    assert updated is not None
+    return StatusChange(applied=True, job=updated, previous=previous)
+
+
+def update_job_fields(session: Session, job_id: str, **values: Any) -> None:
+    """Change fields other than status (provider reference, metadata, queue position)."""
+    if "status" in values:
+        raise ValueError("status changes go through switch_job_status")
+    values["updated_at"] = utcnow()
+    session.execute(update(_jobs).where(_jobs.c.job_id == job_id).values(**values))
+
+
+def record_progress(session: Session, job_id: str, progress: Progress) -> bool:
+    """Store a progress report on an active job, with an event row; False if not applied."""
+    row = session.execute(
+        update(_jobs)
+        .where(
+            _jobs.c.job_id == job_id,
+            _jobs.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+        .values(progress=progress.to_dict(), updated_at=utcnow())
+    )
+    if row.rowcount == 0:
+        return False
+    session.add(
+        JobEventModel(
+            job_id=job_id,
+            at=progress.updated_at or utcnow(),
+            kind="progress",
+            data=progress.to_dict(),
+        )
+    )
+    return True
+
+
+def delete_job(session: Session, job: Job) -> bool:
+    result = session.execute(
+        delete(_jobs).where(_jobs.c.job_id == job.job_id, _jobs.c.status == job.status.value)
+    )
+    if result.rowcount == 0:
+        return False
+    _bump_count(session, job.user_id, job.provider, job.job_type.value, job.status.value, -1)
+    return True
+
+
+def list_events(session: Session, job_id: str) -> list[JobEventModel]:
+    return list(
+        session.scalars(
+            select(JobEventModel).where(JobEventModel.job_id == job_id).order_by(JobEventModel.id)
+        )
+    )
+
+
+def _apply_filter(query: Any, flt: JobFilter) -> Any:
+    if flt.statuses:
+        query = query.where(_jobs.c.status.in_([s.value for s in flt.statuses]))
+    if flt.provider:
+        query = query.where(_jobs.c.provider == flt.provider)
+    if flt.job_type:
+        query = query.where(_jobs.c.job_type == flt.job_type.value)
+    if flt.only_user:
+        query = query.where(_jobs.c.user_id == flt.user_id)
+    return query
+
+
+def _bump_count(
+    session: Session,
+    user_id: str | None,
+    provider: str,
+    job_type: str,
+    status: str,
+    delta: int,
+) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    counts = JobCountModel.__table__
+    stmt = insert(counts).values(
+        user_key=user_key(user_id),
+        provider=provider,
+        job_type=job_type,
+        status=status,
+        count=delta,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_key", "provider", "job_type", "status"],
+        set_={"count": counts.c.count + delta},
+    )
+    session.execute(stmt)
+
+
+def _to_job(row: Any) -> Job:
+    return Job(
+        job_id=row["job_id"],
+        job_type=JobType(row["job_type"]),
+        provider=row["provider"],
+        status=JobStatus(row["status"]),
+        created_at=row["created_at"],
+        config_name=row["config_name"],
+        tracker_run_name=row["tracker_run_name"],
+        user_id=row["user_id"],
+        queued_at=row["queued_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        hardware_type=row["hardware_type"],
+        hardware_profile=row["hardware_profile"],
+        price_per_hour_micros=row["price_per_hour_micros"],
+        estimated_cost_micros=row["estimated_cost_micros"],
+        cost_micros=row["cost_micros"],
+        progress=Progress.from_dict(row["progress"]),
+        error_message=row["error_message"],
+        output_url=row["output_url"],
+        outputs=row["outputs"] or [],
+        queue_position=row["queue_position"],
+        priority=row["priority"],
+        metadata=row["metadata"] or {},
+        config_snapshot=row.get("config_snapshot"),
+        provider_ref=row["provider_ref"],
+        provider_data=row.get("provider_data") or {},
+    )
