@@ -205,6 +205,9 @@ class LocalProvider:
                 await self._task
             self._task = None
 
+    def has_running_processes(self) -> bool:
+        return any(e.process is not None and e.final is None for e in self._entries.values())
+
     # -- internals --------------------------------------------------------------------------
 
     def _enqueue(self, entry: _Entry) -> None:

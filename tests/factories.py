@@ -1,0 +1,94 @@
+"""Factories for test data: jobs, datasets and submit bodies."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
+from cloudtune.store import jobs as job_store
+from cloudtune.store.db import Database
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 60, 220),
+    "yellow": (230, 210, 40),
+}
+
+
+def make_job(**overrides: Any) -> Job:
+    values: dict[str, Any] = {
+        "job_id": uuid.uuid4().hex,
+        "job_type": JobType.LOCAL,
+        "provider": "local",
+        "status": JobStatus.PENDING,
+        "created_at": utcnow(),
+    }
+    values.update(overrides)
+    return Job(**values)
+
+
+def create_job(db: Database, **overrides: Any) -> Job:
+    job = make_job(**overrides)
+    with db.write() as session:
+        job_store.insert_job(session, job)
+    return job
+
+
+def create_jobs(
+    db: Database, count: int, *, start: datetime | None = None, **overrides: Any
+) -> list[Job]:
+    start = start or utcnow() - timedelta(days=1)
+    jobs = [make_job(created_at=start + timedelta(seconds=i), **overrides) for i in range(count)]
+    with db.write() as session:
+        for job in jobs:
+            job_store.insert_job(session, job)
+    return jobs
+
+
+def make_dataset(folder: Path, count: int = 8, *, size: int = 64, seed: int = 0) -> Path:
+    """Fixed-seed coloured shapes with one caption file each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for i in range(count):
+        name = list(COLOURS)[i % len(COLOURS)]
+        shape = ("square", "circle")[(i // len(COLOURS)) % 2]
+        image = Image.new("RGB", (size, size), (245, 245, 245))
+        draw = ImageDraw.Draw(image)
+        x = rng.randint(2, size // 3)
+        side = rng.randint(size // 3, size // 2)
+        box = [x, x, x + side, x + side]
+        (draw.rectangle if shape == "square" else draw.ellipse)(box, fill=COLOURS[name])
+        image.save(folder / f"img{i}.png")
+        (folder / f"img{i}.txt").write_text(f"a {name} {shape} on a white background")
+    return folder
+
+
+def job_body(dataset: Path, output: Path, *, steps: int = 5, **config: Any) -> dict[str, Any]:
+    return {
+        "config": {
+            "--model_family": "reference",
+            "--model_type": "lora",
+            "--output_dir": str(output),
+            "--max_train_steps": steps,
+            "--lora_rank": 4,
+            "--resolution": 32,
+            "--checkpointing_steps": 0,
+            **config,
+        },
+        "dataloader_config": [
+            {
+                "id": "training-images",
+                "type": "local",
+                "dataset_type": "image",
+                "instance_data_dir": str(dataset),
+                "caption_strategy": "textfile",
+            }
+        ],
+    }
