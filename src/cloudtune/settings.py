@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often active jobs are checked with their provider."
     )
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    response_cache_ttl_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Longest time a rendered job list or job is served again (0: never); any "
+        "write in this process ends it sooner.",
+    )
     log_level: str = Field(default="info")
     local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)

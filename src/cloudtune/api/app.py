@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
+from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import configs, health, jobs, webhooks
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.context import Context
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciler = Reconciler(ctx)
         app.state.ctx = ctx
         app.state.reconciler = reconciler
+        app.state.response_cache = ResponseCache(db, ttl=settings.response_cache_ttl_seconds)
         await reconciler.start()
         log.info("cloudtune %s ready on %s", __version__, settings.base_url)
         try:

@@ -14,11 +14,17 @@ def get_context(request: Request) -> Context:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def get_caller(request: Request) -> Principal:
+async def get_caller(request: Request) -> Principal:
+    # async: FastAPI would run a plain function in the thread pool, a costly hop per request.
     # With no users and a loopback bind every request is the local admin; user accounts and
     # API keys replace this resolver.
     return LOCAL_ADMIN
 
 
-CtxDep = Annotated[Context, Depends(get_context)]
+async def _context_dependency(request: Request) -> Context:
+    # async: FastAPI would run a plain function in the thread pool, a costly hop per request.
+    return get_context(request)
+
+
+CtxDep = Annotated[Context, Depends(_context_dependency)]
 CallerDep = Annotated[Principal, Depends(get_caller)]

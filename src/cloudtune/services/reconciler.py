@@ -115,19 +115,20 @@ class Reconciler:
 
 
 def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> bool:
-    """Write what the provider said; True if anything changed."""
-    changed = False
+    """Write what the provider said; True if anything changed (no transaction if nothing did)."""
+    fields: dict[str, object] = {}
+    if status.queue_position != job.queue_position and status.status == JobStatus.QUEUED:
+        fields["queue_position"] = status.queue_position
+    if status.metadata and any(job.metadata.get(k) != v for k, v in status.metadata.items()):
+        fields["metadata"] = {**job.metadata, **status.metadata}
+    if status.outputs is not None and status.outputs != job.outputs:
+        fields["outputs"] = status.outputs
+    if not fields and status.status == job.status:
+        return False
+    changed = bool(fields)
     with ctx.db.write() as session:
-        fields: dict[str, object] = {}
-        if status.queue_position != job.queue_position and status.status == JobStatus.QUEUED:
-            fields["queue_position"] = status.queue_position
-        if status.metadata and any(job.metadata.get(k) != v for k, v in status.metadata.items()):
-            fields["metadata"] = {**job.metadata, **status.metadata}
-        if status.outputs is not None and status.outputs != job.outputs:
-            fields["outputs"] = status.outputs
         if fields:
             job_store.update_job_fields(session, job.job_id, **fields)
-            changed = True
         if status.status != job.status:
             change = job_store.switch_job_status(
                 session,

@@ -46,6 +46,9 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._write = sessionmaker(writer, expire_on_commit=False, autoflush=False)
+        # Bumped after every committed write transaction of this process; read caches tag
+        # what they hold with it.
+        self.write_version = 0
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -54,8 +57,12 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
-            yield session
+        try:
+            with self._write() as session, session.begin():
+                yield session
+        finally:
+            # Also after a failed transaction: it may have committed before failing to close.
+            self.write_version += 1
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (under an advisory lock on PostgreSQL)."""

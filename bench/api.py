@@ -1,0 +1,309 @@
+"""API benchmark: job list and job detail against the ceiling of this stack.
+
+Fills a fresh store with N jobs, starts one uvicorn server process that serves cloudtune's app
+plus a bare Starlette endpoint returning a JSON body of the same size from memory (the ceiling of
+this stack: same server, same event loop, no framework work, no database), and drives both with
+wrk at 32 connections, interleaved. Then measures first-page latency at 1 000 and 1 000 000 jobs.
+
+    python bench/api.py [--jobs 10000] [--duration 10] [--big 1000000]
+
+Needs wrk (Debian package `wrk`; installed here when missing and running as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CONNECTIONS = 32
+
+
+def seed(database_url: str, count: int) -> str:
+    """Insert `count` jobs in bulk (with matching counts rows); returns one job id."""
+    from sqlalchemy import func, insert, select
+
+    from cloudtune.store.db import Database
+    from cloudtune.store.tables import JobCountModel, JobModel
+
+    db = Database(database_url)
+    db.migrate()
+    jobs = JobModel.__table__
+    start = datetime.now(UTC) - timedelta(seconds=count)
+    statuses = ["completed"] * 8 + ["failed", "cancelled"]
+    some_id = ""
+    chunk = 20_000
+    for base in range(0, count, chunk):
+        rows: list[dict[str, Any]] = []
+        for i in range(base, min(count, base + chunk)):
+            created = start + timedelta(seconds=i)
+            status = statuses[i % len(statuses)]
+            job_id = uuid.uuid4().hex
+            some_id = job_id
+            rows.append(
+                {
+                    "job_id": job_id,
+                    "job_type": "local",
+                    "provider": "local",
+                    "status": status,
+                    "config_name": "bench-config",
+                    "tracker_run_name": f"run-{i}",
+                    "user_id": None,
+                    "priority": 0,
+                    "created_at": created,
+                    "updated_at": created,
+                    "queued_at": created,
+                    "started_at": created + timedelta(seconds=5),
+                    "completed_at": created + timedelta(minutes=9),
+                    "hardware_type": "CPU (2 cores)",
+                    "hardware_profile": "local",
+                    "price_per_hour_micros": 0,
+                    "estimated_cost_micros": 0,
+                    "progress": {"step": 30, "total_steps": 30, "loss": 0.91, "lr": 0.001},
+                    "output_url": f"/data/outputs/run-{i}",
+                    "outputs": [],
+                    "metadata": {"model_family": "reference"},
+                    "config_snapshot": {"config": {"--max_train_steps": 30}},
+                    "provider_ref": job_id,
+                    "provider_data": {},
+                }
+            )
+        with db.write() as session:
+            session.execute(insert(jobs), rows)
+    with db.write() as session:
+        counts = session.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
+        for status, n in counts:
+            session.execute(
+                insert(JobCountModel.__table__).values(
+                    user_key="", provider="local", job_type="local", status=status, count=n
+                )
+            )
+    db.dispose()
+    return some_id
+
+
+def serve(home: str, port: int, cache_ttl: float) -> None:
+    """The server process: cloudtune's app plus the bare ceiling routes."""
+    import uvicorn
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from cloudtune.api.app import create_app
+    from cloudtune.settings import Settings
+
+    settings = Settings(
+        home=Path(home), port=port, log_level="warning", response_cache_ttl_seconds=cache_ttl
+    )
+    app = create_app(settings)
+    bodies: dict[str, bytes] = {}
+
+    async def ceiling(request: Request) -> Response:
+        return Response(bodies[request.path_params["name"]], media_type="application/json")
+
+    async def set_ceiling(request: Request) -> Response:
+        bodies[request.path_params["name"]] = await request.body()
+        return Response(b"{}", media_type="application/json")
+
+    app.add_route("/bench/ceiling/{name}", ceiling, methods=["GET"])
+    app.add_route("/bench/ceiling/{name}", set_ceiling, methods=["PUT"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def wrk(url: str, duration: int, connections: int = CONNECTIONS) -> dict[str, float]:
+    threads = 2 if connections > 1 else 1
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    percentiles = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} error responses\n{out}")
+    return {"rps": rps, "p50_ms": percentiles["50"], "p99_ms": percentiles["99"]}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+class Server:
+    def __init__(self, home: Path, *, cache_ttl: float = 1.0) -> None:
+        self.home = home
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                str(home),
+                "--port",
+                str(self.port),
+                "--cache-ttl",
+                str(cache_ttl),
+            ],
+            env={**os.environ, "CLOUDTUNE_LOG_LEVEL": "warning"},
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def mirror(self, name: str, path: str) -> int:
+        """Make the ceiling endpoint `name` answer the same bytes as `path`; returns the size."""
+        body = httpx.get(self.url + path).content
+        httpx.put(f"{self.url}/bench/ceiling/{name}", content=body)
+        assert httpx.get(f"{self.url}/bench/ceiling/{name}").content == body
+        return len(body)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def side_by_side(
+    server: Server, name: str, path: str, duration: int, rounds: int
+) -> dict[str, Any]:
+    size = server.mirror(name, path)
+    ours, ceiling = [], []
+    wrk(server.url + path, 2)  # warm up both
+    wrk(f"{server.url}/bench/ceiling/{name}", 2)
+    for _ in range(rounds):
+        ceiling.append(wrk(f"{server.url}/bench/ceiling/{name}", duration))
+        ours.append(wrk(server.url + path, duration))
+    best = max(ours, key=lambda r: r["rps"])
+    top = max(ceiling, key=lambda r: r["rps"])
+    mean = sum(r["rps"] for r in ours) / rounds
+    mean_ceiling = sum(r["rps"] for r in ceiling) / rounds
+    return {
+        "endpoint": path,
+        "body_bytes": size,
+        "rps": mean,
+        "ceiling_rps": mean_ceiling,
+        "ratio": mean / mean_ceiling,
+        "p50_ms": best["p50_ms"],
+        "p99_ms": max(r["p99_ms"] for r in ours),
+        "ceiling_p99_ms": max(r["p99_ms"] for r in ceiling),
+        "ceiling_best_rps": top["rps"],
+    }
+
+
+def first_page_latency(count: int, duration: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="cloudtune-bench-") as tmp:
+        home = Path(tmp)
+        started = time.monotonic()
+        seed(f"sqlite:///{home / 'cloudtune.db'}", count)
+        seeded = time.monotonic() - started
+        # The response cache is off here: this measures the database query behind a page.
+        server = Server(home, cache_ttl=0)
+        try:
+            wrk(f"{server.url}/api/cloud/jobs?limit=10", 2, connections=1)
+            single = wrk(f"{server.url}/api/cloud/jobs?limit=10", duration, connections=1)
+            total = httpx.get(f"{server.url}/api/cloud/jobs?limit=10").json()["total"]
+            assert total == count, (total, count)
+        finally:
+            server.stop()
+    return {
+        "jobs": count,
+        "p50_ms": single["p50_ms"],
+        "p99_ms": single["p99_ms"],
+        "seed_seconds": seeded,
+    }
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
+    if not shutil.which("wrk"):
+        raise SystemExit("this benchmark needs wrk: apt-get install wrk")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--serve")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--cache-ttl", type=float, default=1.0)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port, args.cache_ttl)
+        return
+    ensure_wrk()
+    print(f"# cloudtune API benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, SQLite, {CONNECTIONS} connections (wrk)"
+    )
+    with tempfile.TemporaryDirectory(prefix="cloudtune-bench-") as tmp:
+        home = Path(tmp)
+        job_id = seed(f"sqlite:///{home / 'cloudtune.db'}", args.jobs)
+        rows = []
+        for ttl, label in ((1.0, "on (default)"), (0.0, "off")):
+            server = Server(home, cache_ttl=ttl)
+            try:
+                for name, path in (
+                    ("list", "/api/cloud/jobs?limit=10"),
+                    ("job", f"/api/cloud/jobs/{job_id}"),
+                ):
+                    row = side_by_side(server, name, path, args.duration, args.rounds)
+                    rows.append({**row, "cache": label})
+            finally:
+                server.stop()
+    print(f"\n{args.jobs} jobs in the store")
+    print(
+        "| endpoint | response cache | body | req/s | ceiling req/s | ratio | p50 ms | p99 ms "
+        "| ceiling p99 ms |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        endpoint = r["endpoint"].replace(job_id, "{id}")
+        print(
+            f"| `GET {endpoint}` | {r['cache']} | {r['body_bytes']} B | {r['rps']:.0f} | "
+            f"{r['ceiling_rps']:.0f} | {r['ratio']:.2f} | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['ceiling_p99_ms']:.1f} |"
+        )
+    small = first_page_latency(args.small, args.duration)
+    big = first_page_latency(args.big, args.duration)
+    print("\nfirst page (`limit=10`), one connection")
+    print("| jobs | p50 ms | p99 ms | seeding s |")
+    print("| --- | --- | --- | --- |")
+    for r in (small, big):
+        print(f"| {r['jobs']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['seed_seconds']:.0f} |")
+    print(
+        f"\nratio of first-page p50 at {args.big} vs {args.small} jobs: "
+        f"{big['p50_ms'] / small['p50_ms']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    main()
