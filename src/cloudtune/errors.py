@@ -8,6 +8,7 @@
      ├── ConflictError              the operation does not fit the current state
      ├── PayloadTooLargeError       a package over the provider's limit
      ├── CostLimitExceededError     a submit that a `block` spending limit refuses
+     ├── RateLimitedError           too many attempts; carries retry_after_seconds
      └── ProviderError              the provider failed or answered nonsense
           └── ProviderUnavailableError  the provider cannot be used right now
 
@@ -56,6 +57,10 @@ class PayloadTooLargeError(CloudtuneError):
 
 class CostLimitExceededError(CloudtuneError):
     code = "cost_limit_exceeded"
+
+
+class RateLimitedError(CloudtuneError):
+    code = "rate_limited"
 
 
 class ProviderError(CloudtuneError):

@@ -12,8 +12,10 @@ from fastapi.responses import RedirectResponse
 from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.response_cache import ResponseCache
+from cloudtune.api.routes import auth as auth_routes
 from cloudtune.api.routes import configs, health, jobs, webhooks
 from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.auth import AuthState, refuse_open_bind_without_admin
 from cloudtune.services.context import Context
 from cloudtune.services.reconciler import Reconciler
 from cloudtune.services.tokens import TokenSigner
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.ensure_folders()
         db = Database(settings.resolved_database_url)
         db.migrate()
+        refuse_open_bind_without_admin(settings, db)
         ctx = Context(
             settings=settings,
             db=db,
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.reconciler = reconciler
         app.state.response_cache = ResponseCache(db, ttl=settings.response_cache_ttl_seconds)
+        app.state.auth = AuthState()
         await reconciler.start()
         log.info("cloudtune %s ready on %s", __version__, settings.base_url)
         try:
@@ -56,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, jobs, configs, webhooks):
+    for module in (health, auth_routes, jobs, configs, webhooks):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

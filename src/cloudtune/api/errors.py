@@ -23,6 +23,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.CloudtuneError], int]] = [
     (errors.NotFoundError, 404),
     (errors.ConflictError, 409),
     (errors.PayloadTooLargeError, 413),
+    (errors.RateLimitedError, 429),
     (errors.ProviderUnavailableError, 503),
     (errors.ProviderError, 502),
 ]
@@ -38,7 +39,9 @@ def status_for(exc: errors.CloudtuneError) -> int:
 def envelope(status: int, code: str, detail: object, **extra: object) -> Response:
     body: dict[str, object] = {"success": False, "code": code, "detail": detail}
     body.update({k: v for k, v in extra.items() if k not in body})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if "retry_after_seconds" in extra:
+        headers["Retry-After"] = str(extra["retry_after_seconds"])
     return Response(
         orjson.dumps(body, default=str),
         status_code=status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cloudtune import __version__
-from cloudtune.cli import jobs, server
+from cloudtune.cli import jobs, server, users
 
 app = typer.Typer(
     name="cloudtune",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("server")(server.serve)
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(users.app, name="users")
 
 
 @app.command()

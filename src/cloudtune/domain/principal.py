@@ -29,11 +29,51 @@ ALL_PERMISSIONS = frozenset(
 )
 
 
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"job.view.own", "config.view", "api.keys.own", "storage.read"}),
+    "researcher": frozenset(
+        {
+            "job.submit",
+            "job.view.own",
+            "job.cancel.own",
+            "job.delete.own",
+            "config.view",
+            "config.edit",
+            "api.keys.own",
+            "storage.read",
+            "storage.write",
+        }
+    ),
+    "lead": frozenset(
+        {
+            "job.submit",
+            "job.view.own",
+            "job.view.all",
+            "job.cancel.own",
+            "job.cancel.all",
+            "job.delete.own",
+            "job.delete.all",
+            "config.view",
+            "config.edit",
+            "cost.manage",
+            "api.keys.own",
+            "storage.read",
+            "storage.write",
+        }
+    ),
+    "admin": ALL_PERMISSIONS,
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     user_id: str | None
     permissions: frozenset[str]
     name: str = "local"
+    # How the caller proved who it is: local (no users yet), session, cookie or api_key.
+    via: str = "local"
+    key_id: str | None = None
 
     def has(self, permission: str) -> bool:
         return permission in self.permissions
@@ -48,9 +88,12 @@ class Principal:
         return job.user_id == self.user_id
 
     def require_visible(self, job: Job) -> None:
-        """A job the caller may not see reads as unknown, not as forbidden."""
+        """Someone else's job that the caller may not see reads as unknown, not forbidden;
+        their own job without `job.view.own` is forbidden."""
         if self.has("job.view.all") or (self.owns(job) and self.has("job.view.own")):
             return
+        if self.owns(job):
+            self.require("job.view.own")
         raise job_not_found(job.job_id)
 
     def require_on_job(self, action: str, job: Job) -> None:

@@ -24,9 +24,11 @@ class TokenSigner:
     def from_home(cls, home: Path) -> TokenSigner:
         return cls(load_or_create_key(home / KEY_FILE))
 
+    def sign(self, message: str) -> str:
+        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+
     def job_token(self, job_id: str) -> str:
-        digest = hmac.new(self._key, f"trainer-webhook:{job_id}".encode(), hashlib.sha256)
-        return "ctj_" + digest.hexdigest()
+        return "ctj_" + self.sign(f"trainer-webhook:{job_id}")
 
     def check_job_token(self, job_id: str, token: str | None) -> bool:
         if not token:

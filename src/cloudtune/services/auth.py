@@ -1,0 +1,454 @@
+"""Who is calling: users and roles, passwords, sessions, scoped API keys.
+
+Rules:
+- With no users and a loopback bind, a request without credentials is the local admin.
+- Once any user exists, every protected route needs a session or an API key.
+- A credential that is presented and wrong is refused in every mode (never ignored).
+- Only SHA-256 hashes of session tokens and API keys are stored; passwords use argon2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import IntegrityError
+
+from cloudtune.domain.jobs import utcnow
+from cloudtune.domain.principal import (
+    ALL_PERMISSIONS,
+    LOCAL_ADMIN,
+    ROLE_PERMISSIONS,
+    ROLES,
+    Principal,
+)
+from cloudtune.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+)
+from cloudtune.services.context import Context
+from cloudtune.services.ratelimit import SlidingWindowLimiter
+from cloudtune.settings import Settings
+from cloudtune.store import users as user_store
+from cloudtune.store.db import Database
+from cloudtune.store.tables import ApiKeyModel, SessionModel, UserModel
+
+API_KEY_PREFIX = "stk_"
+SESSION_PREFIX = "sts_"
+SESSION_LIFETIME = timedelta(days=7)
+KEY_TOUCH_EVERY = timedelta(minutes=1)
+_USERNAME = re.compile(r"^[A-Za-z0-9_-]{3,50}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown user as slow as one for a known user.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str
+    csrf_token: str
+    user: UserModel
+    expires_at: datetime
+
+
+class AuthState:
+    """Per-process auth state: login limiters and a short cache of resolved credentials
+    (dropped on any write of this process, like the response cache)."""
+
+    def __init__(self) -> None:
+        self.per_account = SlidingWindowLimiter(limit=5, window_seconds=300)
+        self.per_address = SlidingWindowLimiter(limit=20, window_seconds=60)
+        self._cache: dict[str, tuple[int, float, Any]] = {}
+
+    def cached(self, ctx: Context, key: str) -> Any:
+        entry = self._cache.get(key)
+        if entry and entry[0] == ctx.db.write_version and entry[1] > time.monotonic():
+            return entry[2]
+        return None
+
+    def remember(self, ctx: Context, key: str, version: int, value: Any) -> None:
+        if version == ctx.db.write_version:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (version, time.monotonic() + 5.0, value)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_token_for(ctx: Context, session_token: str) -> str:
+    return ctx.tokens.sign(f"csrf:{session_token}")[:43]
+
+
+def check_csrf(ctx: Context, session_token: str, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(csrf_token_for(ctx, session_token), presented)
+
+
+# -- resolving a request's caller -----------------------------------------------------------
+
+
+def cached_principal(
+    ctx: Context, state: AuthState, *, token: str | None, from_cookie: bool
+) -> Principal | None:
+    """The caller if it is known without the database (None: call `authenticate`)."""
+    if not token:
+        exists = state.cached(ctx, "users-exist")
+        if exists is None:
+            return None
+        if exists:
+            raise _auth_required()
+        return LOCAL_ADMIN
+    cached = state.cached(ctx, _cache_key(token, from_cookie))
+    return cached if isinstance(cached, Principal) else None
+
+
+def authenticate(
+    ctx: Context, state: AuthState, *, token: str | None, from_cookie: bool
+) -> Principal:
+    """The caller for a request carrying `token` (bearer, X-API-Key or session cookie)."""
+    if not token:
+        if _users_exist(ctx, state):
+            raise _auth_required()
+        return LOCAL_ADMIN
+    version = ctx.db.write_version
+    if token.startswith(API_KEY_PREFIX):
+        principal = _principal_for_key(ctx, state, token)
+    else:
+        principal = _principal_for_session(ctx, token, from_cookie)
+    state.remember(ctx, _cache_key(token, from_cookie), version, principal)
+    return principal
+
+
+def _auth_required() -> AuthenticationError:
+    return AuthenticationError("Authentication required", code="authentication_required")
+
+
+def _cache_key(token: str, from_cookie: bool) -> str:
+    return ("c:" if from_cookie else "t:") + token_hash(token)
+
+
+def users_exist(ctx: Context, state: AuthState) -> bool:
+    return _users_exist(ctx, state)
+
+
+def _users_exist(ctx: Context, state: AuthState) -> bool:
+    cached = state.cached(ctx, "users-exist")
+    if cached is not None:
+        return bool(cached)
+    version = ctx.db.write_version
+    with ctx.db.read() as session:
+        exists = user_store.count_users(session) > 0
+    state.remember(ctx, "users-exist", version, exists)
+    return exists
+
+
+def _principal_for_key(ctx: Context, state: AuthState, key: str) -> Principal:
+    now = utcnow()
+    with ctx.db.read() as session:
+        row = user_store.find_api_key(session, token_hash(key))
+        user = user_store.get_user(session, row.user_id) if row and row.user_id else None
+        users = user_store.count_users(session) if row and row.user_id is None else 0
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError("Invalid or revoked API key", code="invalid_api_key")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise AuthenticationError("API key expired", code="api_key_expired")
+    if row.user_id is None:
+        if users:
+            raise AuthenticationError(
+                "API keys made before user accounts existed no longer work; create a new one",
+                code="invalid_api_key",
+            )
+        base, name = ALL_PERMISSIONS, "local"
+    else:
+        if user is None or not user.is_active:
+            raise AuthenticationError("Invalid or revoked API key", code="invalid_api_key")
+        base, name = ROLE_PERMISSIONS[user.role], user.username
+    if row.last_used_at is None or now - row.last_used_at > KEY_TOUCH_EVERY:
+        with ctx.db.write() as session:
+            user_store.touch_api_key(session, row.id, now)
+    scopes = frozenset(row.scoped_permissions) if row.scoped_permissions else base
+    return Principal(
+        user_id=row.user_id, permissions=base & scopes, name=name, via="api_key", key_id=row.id
+    )
+
+
+def _principal_for_session(ctx: Context, token: str, from_cookie: bool) -> Principal:
+    with ctx.db.read() as session:
+        row = user_store.get_session(session, token_hash(token))
+        user = user_store.get_user(session, row.user_id) if row else None
+    if row is None or user is None or not user.is_active or row.expires_at <= utcnow():
+        raise AuthenticationError("Invalid or expired session", code="invalid_session")
+    return Principal(
+        user_id=user.id,
+        permissions=ROLE_PERMISSIONS[user.role],
+        name=user.username,
+        via="cookie" if from_cookie else "session",
+    )
+
+
+# -- users, login, sessions -----------------------------------------------------------------
+
+
+def create_user(
+    ctx: Context, *, username: str, email: str, password: str, role: str, first_admin: bool = False
+) -> UserModel:
+    """Create a user. With `first_admin`, only if no user exists yet (exactly once, even
+    under concurrent calls: the setup marker's primary key decides)."""
+    _check_new_user(username, email, password, role)
+    now = utcnow()
+    user = UserModel(
+        id=uuid.uuid4().hex,
+        username=username,
+        email=email.strip().lower(),
+        password_hash=_hasher.hash(password),
+        role=role,
+        is_active=True,
+        created_at=now,
+    )
+    try:
+        with ctx.db.write() as session:
+            if first_admin:
+                if user_store.count_users(session) > 0:
+                    raise _setup_done()
+                user_store.mark_setup(session, "first_admin", now)
+            user_store.add_user(session, user)
+    except IntegrityError:
+        if first_admin:
+            raise _setup_done() from None
+        raise ConflictError(
+            f"a user named {username!r} or with e-mail {email!r} already exists",
+            code="user_exists",
+        ) from None
+    return user
+
+
+def _setup_done() -> ConflictError:
+    return ConflictError(
+        "Setup already completed: an admin exists. Log in instead.", code="setup_completed"
+    )
+
+
+def _check_new_user(username: str, email: str, password: str, role: str) -> None:
+    if not _USERNAME.match(username):
+        raise InvalidInputError(
+            "username must be 3-50 letters, digits, '_' or '-'", code="invalid_username"
+        )
+    if not _EMAIL.match(email.strip()):
+        raise InvalidInputError("email is not an e-mail address", code="invalid_email")
+    if len(password) < 8:
+        raise InvalidInputError("password must have at least 8 characters", code="weak_password")
+    if role not in ROLE_PERMISSIONS:
+        raise InvalidInputError(
+            f"unknown role {role!r}; roles: {', '.join(ROLES)}", code="invalid_role"
+        )
+
+
+def login(
+    ctx: Context, state: AuthState, *, login_name: str, password: str, client: str
+) -> LoginResult:
+    account_key = login_name.strip().lower()
+    wait = max(state.per_account.retry_after(account_key), state.per_address.retry_after(client))
+    if wait:
+        raise RateLimitedError(
+            f"Too many login attempts; try again in {wait} s", retry_after_seconds=wait
+        )
+    state.per_address.hit(client)
+    with ctx.db.read() as session:
+        user = user_store.find_user(session, login_name)
+    if not _password_matches(user, password):
+        state.per_account.hit(account_key)
+        raise AuthenticationError("Invalid username or password", code="invalid_credentials")
+    assert user is not None
+    state.per_account.reset(account_key)
+    if _hasher.check_needs_rehash(user.password_hash):
+        with ctx.db.write() as session:
+            user_store.set_password_hash(session, user.id, _hasher.hash(password))
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    expires = now + SESSION_LIFETIME
+    with ctx.db.write() as session:
+        user_store.delete_expired_sessions(session, now)
+        user_store.add_session(
+            session,
+            SessionModel(
+                token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=expires
+            ),
+        )
+    return LoginResult(token, csrf_token_for(ctx, token), user, expires)
+
+
+def _password_matches(user: UserModel | None, password: str) -> bool:
+    try:
+        if user is None or not user.is_active:
+            _hasher.verify(_DUMMY_HASH, password)
+            return False
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def logout(ctx: Context, token: str | None) -> None:
+    if token and not token.startswith(API_KEY_PREFIX):
+        with ctx.db.write() as session:
+            user_store.delete_session(session, token_hash(token))
+
+
+def current_user(ctx: Context, caller: Principal) -> dict[str, Any]:
+    user = None
+    if caller.user_id is not None:
+        with ctx.db.read() as session:
+            user = user_store.get_user(session, caller.user_id)
+    data = (
+        user_to_dict(user)
+        if user
+        else {"id": None, "username": "local", "email": None, "role": "admin", "created_at": None}
+    )
+    data["permissions"] = sorted(caller.permissions)
+    data["auth_method"] = caller.via
+    return data
+
+
+def user_to_dict(user: UserModel) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "role": user.role,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+def create_api_key(
+    ctx: Context,
+    caller: Principal,
+    *,
+    name: str,
+    expires_days: int | None,
+    scoped_permissions: list[str] | None,
+) -> tuple[str, ApiKeyModel]:
+    """Returns the full key (shown once) and its stored record."""
+    caller.require("api.keys.own")
+    if not name.strip():
+        raise InvalidInputError("name must not be empty", code="invalid_input")
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise InvalidInputError("expires_days must be between 1 and 3650", code="invalid_input")
+    scopes = None
+    if scoped_permissions:
+        unknown = sorted(set(scoped_permissions) - ALL_PERMISSIONS)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown permissions: {', '.join(unknown)}", code="invalid_permissions"
+            )
+        beyond = sorted(set(scoped_permissions) - caller.permissions)
+        if beyond:
+            raise PermissionDeniedError(
+                "a key cannot have permissions its creator lacks: " + ", ".join(beyond),
+                required_permission=beyond[0],
+            )
+        scopes = sorted(set(scoped_permissions))
+    elif caller.via == "api_key":
+        scopes = sorted(caller.permissions)  # a key made with a key is no stronger than it
+    key = API_KEY_PREFIX + secrets.token_urlsafe(30)
+    now = utcnow()
+    row = ApiKeyModel(
+        id=uuid.uuid4().hex,
+        user_id=caller.user_id,
+        name=name.strip(),
+        key_prefix=key[:12],
+        key_hash=token_hash(key),
+        scoped_permissions=scopes,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_days) if expires_days else None,
+    )
+    with ctx.db.write() as session:
+        user_store.add_api_key(session, row)
+    return key, row
+
+
+def list_api_keys(ctx: Context, caller: Principal, *, everyone: bool) -> list[ApiKeyModel]:
+    caller.require("api.keys.all" if everyone else "api.keys.own")
+    with ctx.db.read() as session:
+        return user_store.list_api_keys(session, user_id=caller.user_id, everyone=everyone)
+
+
+def revoke_api_key(ctx: Context, caller: Principal, key_id: str) -> None:
+    with ctx.db.read() as session:
+        row = user_store.get_api_key(session, key_id)
+    mine = row is not None and row.user_id == caller.user_id
+    if row is None or not (caller.has("api.keys.all") or (mine and caller.has("api.keys.own"))):
+        raise NotFoundError(f"API key not found: {key_id}", code="api_key_not_found")
+    with ctx.db.write() as session:
+        user_store.revoke_api_key(session, key_id, utcnow())
+
+
+def api_key_to_dict(row: ApiKeyModel) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "key_prefix": row.key_prefix,
+        "user_id": row.user_id,
+        "created_at": iso(row.created_at),
+        "expires_at": iso(row.expires_at),
+        "last_used_at": iso(row.last_used_at),
+        "revoked_at": iso(row.revoked_at),
+        "scoped_permissions": row.scoped_permissions,
+    }
+
+
+def list_users(ctx: Context, caller: Principal) -> list[dict[str, Any]]:
+    caller.require("user.manage")
+    with ctx.db.read() as session:
+        return [user_to_dict(u) for u in user_store.list_users(session)]
+
+
+def add_user(
+    ctx: Context, caller: Principal, *, username: str, email: str, password: str, role: str
+) -> dict[str, Any]:
+    caller.require("user.manage")
+    return user_to_dict(
+        create_user(ctx, username=username, email=email, password=password, role=role)
+    )
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def refuse_open_bind_without_admin(settings: Settings, db: Database) -> None:
+    """A server reachable from other machines must not start in no-users (everyone is admin)
+    mode."""
+    if is_loopback(settings.host):
+        return
+    with db.read() as session:
+        admins = user_store.count_admins(session)
+    if admins == 0:
+        raise SystemExit(
+            f"refusing to listen on {settings.host}: there is no admin user, so anyone who "
+            "can reach this address would be admin. Create one first:\n"
+            "  cloudtune users create-admin --username admin --email you@example.com"
+        )
