@@ -1,6 +1,6 @@
 """Make a tiny captioned dataset: fixed-seed coloured squares and circles, one .txt caption each.
 
-    python examples/make_dataset.py ~/datasets/shapes --count 16
+python examples/make_dataset.py ~/datasets/shapes --count 16
 """
 
 from __future__ import annotations
