@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cloudtune.settings import Settings
+
 
 def serve(
     host: Annotated[
@@ -30,6 +32,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    _refuse_open_bind_without_admin(settings)
     typer.echo(
         f"cloudtune server on http://{settings.host}:{settings.port} (home {settings.home})"
     )
@@ -51,3 +54,16 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+def _refuse_open_bind_without_admin(settings: Settings) -> None:
+    from cloudtune.services.auth import refuse_open_bind_without_admin
+    from cloudtune.store.db import Database
+
+    settings.ensure_folders()
+    db = Database(settings.resolved_database_url)
+    try:
+        db.migrate()
+        refuse_open_bind_without_admin(settings, db)
+    finally:
+        db.dispose()
