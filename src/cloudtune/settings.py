@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often active jobs are checked with their provider."
     )
+    reconcile_backoff_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between polls of a quiet remote job."
+    )
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
     response_cache_ttl_seconds: float = Field(
         default=1.0,
@@ -66,6 +69,19 @@ class Settings(BaseSettings):
         "write in this process ends it sooner.",
     )
     log_level: str = Field(default="info")
+    replicate_base_url: str = Field(
+        default="https://api.replicate.com/v1", description="Replicate API root."
+    )
+    replicate_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "CLOUDTUNE_REPLICATE_API_TOKEN"),
+        description="Replicate token; one saved through the API takes precedence.",
+    )
+    replicate_timeout_seconds: float = Field(default=30.0, gt=0)
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key for secrets at rest (default: a key file in the home folder).",
+    )
     local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
 
@@ -80,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.home / "packages"
 
     @property
     def outputs_dir(self) -> Path:

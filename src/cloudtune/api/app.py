@@ -13,11 +13,13 @@ from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
-from cloudtune.api.routes import configs, health, jobs, webhooks
+from cloudtune.api.routes import configs, health, jobs, providers, webhooks
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.auth import AuthState, refuse_open_bind_without_admin
 from cloudtune.services.context import Context
+from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.reconciler import Reconciler
+from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings, get_settings
 from cloudtune.store.db import Database
@@ -34,11 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.resolved_database_url)
         db.migrate()
         refuse_open_bind_without_admin(settings, db)
+        provider_settings = ProviderSettingsStore(settings, db, SecretBox.from_settings(settings))
         ctx = Context(
             settings=settings,
             db=db,
-            providers=ProviderRegistry(settings),
+            providers=ProviderRegistry(settings, config=provider_settings),
             tokens=TokenSigner.from_home(settings.home),
+            provider_settings=provider_settings,
         )
         reconciler = Reconciler(ctx)
         app.state.ctx = ctx
@@ -60,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth_routes, jobs, configs, webhooks):
+    for module in (health, auth_routes, jobs, configs, providers, webhooks):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -30,6 +30,10 @@ class JobBundle:
     spec: TrainingSpec
     webhook_url: str
     webhook_token: str
+    # Where an uploading provider put the packaged datasets, and how the trainer finds them.
+    dataset_url: str | None = None
+    remote_dataloader: list[dict[str, Any]] | None = None
+    hardware_profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,9 @@ class ProviderStatus:
     queue_position: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     outputs: list[Any] | None = None
+    logs: str | None = None
+    # Seconds the provider bills (GPU time), when it says.
+    billed_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,8 @@ class ProviderAccount:
 class Provider(Protocol):
     name: str
     job_type: str
+    # Remote providers are asked less often while nothing changes (webhooks tell us sooner).
+    poll_with_backoff: bool
 
     def check(self, spec: TrainingSpec) -> None:
         """Raise InvalidInputError if this provider cannot run the spec (before a job exists)."""
@@ -109,6 +118,38 @@ class RunsInBackground(Protocol):
     async def start(self, on_change: Callable[[], None]) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareOffer:
+    profile: str
+    hardware_type: str
+    price_per_hour_micros: int
+
+
+@runtime_checkable
+class Uploads(Protocol):
+    """A provider that needs local datasets packaged and uploaded before a submit."""
+
+    upload_limit_bytes: int
+
+    async def upload(self, job: Job, archive: Path) -> str: ...
+
+
+@runtime_checkable
+class HasHardwareProfiles(Protocol):
+    """A provider with named hardware profiles and prices."""
+
+    def offer(self, profile: str | None) -> HardwareOffer: ...
+
+
+@runtime_checkable
+class ReceivesWebhooks(Protocol):
+    """A provider that pushes status to us; `parse_webhook` maps a verified body."""
+
+    async def webhook_secret(self) -> str: ...
+
+    def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]: ...
 
 
 @runtime_checkable

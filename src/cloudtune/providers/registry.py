@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.base import Provider
@@ -12,16 +13,39 @@ from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ProviderFactory = Callable[[Settings], Provider]
+
+class ProviderConfig(Protocol):
+    """What a provider may read of its saved settings: never the database itself."""
+
+    def config(self, provider: str) -> dict[str, Any]: ...
+
+    def token(self, provider: str) -> str | None: ...
 
 
-def _local(settings: Settings) -> Provider:
+class _NoConfig:
+    def config(self, provider: str) -> dict[str, Any]:
+        return {}
+
+    def token(self, provider: str) -> str | None:
+        return None
+
+
+ProviderFactory = Callable[[Settings, ProviderConfig], Provider]
+
+
+def _local(settings: Settings, _config: ProviderConfig) -> Provider:
     from cloudtune.providers.local.provider import LocalProvider
 
     return LocalProvider(settings)
 
 
-_FACTORIES: dict[str, ProviderFactory] = {"local": _local}
+def _replicate(settings: Settings, config: ProviderConfig) -> Provider:
+    from cloudtune.providers.replicate.provider import ReplicateProvider
+
+    return ReplicateProvider(settings, config)
+
+
+_FACTORIES: dict[str, ProviderFactory] = {"local": _local, "replicate": _replicate}
 _UNAVAILABLE: dict[str, str] = {}
 
 
@@ -36,11 +60,17 @@ def unavailable_providers() -> dict[str, str]:
 class ProviderRegistry:
     """The provider instances of one running server."""
 
-    def __init__(self, settings: Settings, *, names: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        names: list[str] | None = None,
+        config: ProviderConfig | None = None,
+    ) -> None:
         self._providers: dict[str, Provider] = {}
-        for name in names or list(_FACTORIES):
+        for name in list(_FACTORIES) if names is None else names:
             try:
-                self._providers[name] = _FACTORIES[name](settings)
+                self._providers[name] = _FACTORIES[name](settings, config or _NoConfig())
             except ImportError as exc:
                 _UNAVAILABLE[name] = f"missing optional dependency: {exc.name}"
                 log.warning("provider %s is unavailable: %s", name, exc)

@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 import anyio.to_thread
 
 from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
@@ -25,6 +26,9 @@ class Context:
     tokens: TokenSigner
     # Set by the reconciler: asks it to look at active jobs now rather than at its next tick.
     wake_reconciler: Callable[[], None] = field(default=lambda: None)
+    provider_settings: ProviderSettingsStore | None = None
+    # Hash of the last log text written per active job, so an unchanged log is not rewritten.
+    logs_seen: dict[str, int] = field(default_factory=dict)
 
     async def in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work off the event loop."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,12 +17,17 @@ from cloudtune.providers.base import ProviderStatus, Restorable, RestoredJob, Ru
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of
 from cloudtune.store import jobs as job_store
+from cloudtune.store import providers as provider_store
 
 log = logging.getLogger(__name__)
 
 # A job still `pending` with no provider reference this long after submit was lost in a crash
 # between writing it and handing it over.
 ORPHAN_AFTER = timedelta(minutes=15)
+# Remote jobs are asked every BACKOFF_START seconds after a change, doubling to BACKOFF_MAX
+# while nothing changes.
+BACKOFF_START = 2.0
+BACKOFF_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class SyncResult:
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        # job id -> (monotonic time of the next check, current interval) for remote providers
+        self._schedule: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -85,9 +93,30 @@ class Reconciler:
             except Exception:  # the loop must survive one bad pass
                 log.exception("reconcile pass failed")
 
+    def checked_by_webhook(self, job_id: str) -> None:
+        """A webhook just told us about this job: the next poll can wait."""
+        self._schedule[job_id] = (time.monotonic() + BACKOFF_START, BACKOFF_START)
+
+    def _due(self, job: Job, provider_polls_with_backoff: bool, everything: bool) -> bool:
+        if everything or not provider_polls_with_backoff:
+            return True
+        when, _ = self._schedule.get(job.job_id, (0.0, BACKOFF_START))
+        return time.monotonic() >= when
+
+    def _after_check(self, job_id: str, changed: bool) -> None:
+        _, interval = self._schedule.get(job_id, (0.0, BACKOFF_START / 2))
+        interval = max(interval, 0.1)
+        ceiling = min(BACKOFF_MAX, self._ctx.settings.reconcile_backoff_max_seconds)
+        interval = min(BACKOFF_START, ceiling) if changed else min(ceiling, interval * 2)
+        self._schedule[job_id] = (time.monotonic() + interval, interval)
+
     async def _reconcile(self, provider_name: str | None, *, raise_errors: bool) -> SyncResult:
         async with self._lock:
             jobs = await self._ctx.in_thread(_load_active, self._ctx, provider_name)
+            active = {job.job_id for job in jobs}
+            for job_id in list(self._schedule):
+                if job_id not in active:
+                    del self._schedule[job_id]
             updated = 0
             for job in jobs:
                 if job.provider_ref is None:
@@ -96,6 +125,8 @@ class Reconciler:
                     continue
                 try:
                     provider = self._ctx.providers.get(job.provider)
+                    if not self._due(job, provider.poll_with_backoff, raise_errors):
+                        continue
                     status = await provider.status(handle_of(job))
                 except ProviderError:
                     if raise_errors:
@@ -109,26 +140,34 @@ class Reconciler:
                         ) from exc
                     log.exception("job %s: status check failed", job.job_id)
                     continue
-                if await self._ctx.in_thread(apply_provider_status, self._ctx, job, status):
-                    updated += 1
+                changed = await self._ctx.in_thread(apply_provider_status, self._ctx, job, status)
+                self._after_check(job.job_id, changed)
+                updated += int(changed)
             return SyncResult(updated=updated)
 
 
 def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> bool:
     """Write what the provider said; True if anything changed (no transaction if nothing did)."""
     fields: dict[str, object] = {}
+    if status.billed_seconds is not None and job.price_per_hour_micros is not None:
+        cost = int(job.price_per_hour_micros * status.billed_seconds / 3600)
+        if cost != job.cost_micros:
+            fields["cost_micros"] = cost
+    new_logs = status.logs is not None and hash(status.logs) != ctx.logs_seen.get(job.job_id)
     if status.queue_position != job.queue_position and status.status == JobStatus.QUEUED:
         fields["queue_position"] = status.queue_position
     if status.metadata and any(job.metadata.get(k) != v for k, v in status.metadata.items()):
         fields["metadata"] = {**job.metadata, **status.metadata}
     if status.outputs is not None and status.outputs != job.outputs:
         fields["outputs"] = status.outputs
-    if not fields and status.status == job.status:
+    if not fields and status.status == job.status and not new_logs:
         return False
     changed = bool(fields)
     with ctx.db.write() as session:
         if fields:
             job_store.update_job_fields(session, job.job_id, **fields)
+        if new_logs and status.logs is not None:
+            provider_store.save_logs(session, job.job_id, status.logs, utcnow())
         if status.status != job.status:
             change = job_store.switch_job_status(
                 session,
@@ -140,6 +179,10 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
                 completed_at=status.completed_at,
             )
             changed = changed or bool(change and change.applied)
+    if status.status.is_terminal:
+        ctx.logs_seen.pop(job.job_id, None)
+    elif new_logs and status.logs is not None:
+        ctx.logs_seen[job.job_id] = hash(status.logs)
     return changed
 
 

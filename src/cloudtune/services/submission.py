@@ -16,11 +16,24 @@ from sqlalchemy.exc import IntegrityError
 from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import TrainingSpec, build_spec
-from cloudtune.errors import CloudtuneError, InvalidInputError, ProviderError
-from cloudtune.providers.base import JobBundle, Provider
+from cloudtune.errors import (
+    CloudtuneError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    ProviderError,
+)
+from cloudtune.providers.base import (
+    HardwareOffer,
+    HasHardwareProfiles,
+    JobBundle,
+    Provider,
+    Uploads,
+)
 from cloudtune.services import configs as config_service
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import resolve_dataset_paths, summarise
+from cloudtune.services.packaging import DatasetScan, Package, remote_dataloader, scan_datasets
+from cloudtune.services.packaging import package as package_datasets
 from cloudtune.store import jobs as job_store
 
 log = logging.getLogger(__name__)
@@ -58,6 +71,9 @@ class _Prepared:
     provider: Provider
     spec: TrainingSpec
     config_name: str | None
+    offer: HardwareOffer | None = None
+    scan: DatasetScan | None = None
+    package: Package | None = None
 
 
 async def submit_job(
@@ -80,12 +96,20 @@ async def submit_job(
             raise
         return replay
 
-    bundle = JobBundle(
-        spec=prepared.spec,
-        webhook_url=ctx.trainer_webhook_url(job.job_id),
-        webhook_token=ctx.tokens.job_token(job.job_id),
-    )
     try:
+        dataset_url = await _upload(ctx, prepared, job)
+        bundle = JobBundle(
+            spec=prepared.spec,
+            webhook_url=ctx.trainer_webhook_url(job.job_id),
+            webhook_token=ctx.tokens.job_token(job.job_id),
+            dataset_url=dataset_url,
+            remote_dataloader=remote_dataloader(
+                prepared.spec.dataloader, prepared.scan, prepared.spec.local_datasets()
+            )
+            if prepared.scan
+            else None,
+            hardware_profile=prepared.offer.profile if prepared.offer else None,
+        )
         handle = await prepared.provider.submit(job, bundle)
     except Exception as exc:
         error = exc if isinstance(exc, CloudtuneError) else None
@@ -104,8 +128,16 @@ async def submit_job(
         job_id=job.job_id,
         status=status,
         idempotent_hit=False,
+        data_uploaded=prepared.package is not None,
         estimated_cost_usd=_usd(job.estimated_cost_micros),
     )
+
+
+async def _upload(ctx: Context, prepared: _Prepared, job: Job) -> str | None:
+    if prepared.package is None or not isinstance(prepared.provider, Uploads):
+        return None
+    await ctx.in_thread(_switch, ctx, job.job_id, JobStatus.UPLOADING, "uploading datasets")
+    return await prepared.provider.upload(job, prepared.package.path)
 
 
 async def preview_job(
@@ -113,9 +145,14 @@ async def preview_job(
 ) -> dict[str, Any]:
     """What a submit would do, without doing it."""
     caller.require("job.submit")
-    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request)
+    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request, package_data=False)
     summaries = await ctx.in_thread(summarise, prepared.spec.local_datasets())
-    leaves = prepared.provider.job_type == JobType.CLOUD.value
+    leaves = isinstance(prepared.provider, Uploads)
+    scan = prepared.scan
+    limit = (
+        prepared.provider.upload_limit_bytes if isinstance(prepared.provider, Uploads) else None
+    )
+    blocked = bool(scan and limit is not None and scan.total_bytes > limit)
     return {
         "success": True,
         "provider": provider_name,
@@ -124,17 +161,29 @@ async def preview_job(
         "max_train_steps": prepared.spec.max_train_steps,
         "data_leaves_machine": leaves,
         "datasets": [s.to_dict() for s in summaries],
-        "files": sum(s.files for s in summaries),
-        "bytes": sum(s.bytes for s in summaries),
-        "excluded_files": [f for s in summaries for f in s.excluded],
-        "hardware_type": prepared.provider.hardware_type(),
+        "files": len(scan.files) if scan else sum(s.files for s in summaries),
+        "bytes": scan.total_bytes if scan else sum(s.bytes for s in summaries),
+        "excluded_files": scan.excluded if scan else [],
+        "upload": scan.summary() if scan else [],
+        "upload_limit_bytes": limit,
+        "hardware_profile": prepared.offer.profile if prepared.offer else None,
+        "hardware_type": prepared.offer.hardware_type
+        if prepared.offer
+        else prepared.provider.hardware_type(),
+        "price_per_hour_usd": _usd(prepared.offer.price_per_hour_micros)
+        if prepared.offer
+        else 0.0,
         "estimated_cost_usd": 0.0 if not leaves else None,
-        "warnings": [],
-        "blocked": False,
+        "warnings": [f"{scan.total_bytes} bytes is over the {limit} byte upload limit"]
+        if blocked and scan
+        else [],
+        "blocked": blocked,
     }
 
 
-def _prepare(ctx: Context, provider_name: str, request: SubmitRequest) -> _Prepared:
+def _prepare(
+    ctx: Context, provider_name: str, request: SubmitRequest, *, package_data: bool = True
+) -> _Prepared:
     provider = ctx.providers.get(provider_name)
     config: dict[str, Any] = {}
     dataloader: Any = request.dataloader_config
@@ -163,7 +212,40 @@ def _prepare(ctx: Context, provider_name: str, request: SubmitRequest) -> _Prepa
             raise _invalid(f"output_dir {path} exists and is not a folder")
         spec.config["--output_dir"] = str(path)
     provider.check(spec)
-    return _Prepared(job_id=job_id, provider=provider, spec=spec, config_name=config_name)
+    offer = (
+        provider.offer(request.hardware_profile)
+        if isinstance(provider, HasHardwareProfiles)
+        else None
+    )
+    scan = package = None
+    if isinstance(provider, Uploads) and local:
+        scan = scan_datasets(local)
+        if package_data:
+            limit = provider.upload_limit_bytes
+            if scan.total_bytes > limit:
+                raise _too_large("the datasets", scan.total_bytes, limit)
+            package = package_datasets(scan, ctx.settings.packages_dir)
+            if package.size > limit:
+                raise _too_large("the dataset archive", package.size, limit)
+    return _Prepared(
+        job_id=job_id,
+        provider=provider,
+        spec=spec,
+        config_name=config_name,
+        offer=offer,
+        scan=scan,
+        package=package,
+    )
+
+
+def _too_large(what: str, size: int, limit: int) -> PayloadTooLargeError:
+    mib = 1024 * 1024
+    return PayloadTooLargeError(
+        f"{what} come to {size / mib:.1f} MiB ({size} bytes), over the provider's upload limit "
+        f"of {limit / mib:.0f} MiB ({limit} bytes); nothing was uploaded",
+        size_bytes=size,
+        limit_bytes=limit,
+    )
 
 
 def _invalid(detail: str) -> InvalidInputError:
@@ -177,6 +259,9 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
     if run_name:
         metadata["tracker_run_name"] = run_name
     local = prepared.provider.job_type == JobType.LOCAL.value
+    offer = prepared.offer
+    if offer:
+        metadata["hardware_profile"] = offer.profile
     return Job(
         job_id=prepared.job_id,
         job_type=JobType(prepared.provider.job_type),
@@ -187,9 +272,9 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
         tracker_run_name=run_name,
         user_id=caller.user_id,
         priority=request.priority,
-        hardware_type=prepared.provider.hardware_type(),
-        hardware_profile=request.hardware_profile or ("local" if local else None),
-        price_per_hour_micros=0 if local else None,
+        hardware_type=offer.hardware_type if offer else prepared.provider.hardware_type(),
+        hardware_profile=offer.profile if offer else request.hardware_profile or "local",
+        price_per_hour_micros=offer.price_per_hour_micros if offer else 0 if local else None,
         estimated_cost_micros=0 if local else None,
         output_url=spec.get("output_dir") if local else None,
         metadata=metadata,
@@ -237,6 +322,11 @@ def _find_replay(ctx: Context, caller: Principal, key: str) -> SubmitResult | No
     )
 
 
+def _switch(ctx: Context, job_id: str, status: JobStatus, message: str) -> None:
+    with ctx.db.write() as session:
+        job_store.switch_job_status(session, job_id, status, message=message)
+
+
 def _fail(ctx: Context, job_id: str, reason: str) -> None:
     with ctx.db.write() as session:
         job_store.switch_job_status(session, job_id, JobStatus.FAILED, error_message=reason)
@@ -244,7 +334,11 @@ def _fail(ctx: Context, job_id: str, reason: str) -> None:
 
 def _mark_submitted(ctx: Context, job_id: str, ref: str, data: dict[str, Any]) -> JobStatus:
     with ctx.db.write() as session:
-        job_store.update_job_fields(session, job_id, provider_ref=ref, provider_data=data)
+        job = job_store.get_job(session, job_id)
+        fields: dict[str, Any] = {"provider_ref": ref, "provider_data": data}
+        if job is not None and job.job_type == JobType.CLOUD:
+            fields["metadata"] = {**job.metadata, "prediction_id": ref, **data}
+        job_store.update_job_fields(session, job_id, **fields)
         change = job_store.switch_job_status(
             session, job_id, JobStatus.QUEUED, message="accepted by provider"
         )

@@ -340,3 +340,14 @@ def _to_job(row: Any) -> Job:
         provider_ref=row["provider_ref"],
         provider_data=row.get("provider_data") or {},
     )
+
+
+def find_by_provider_ref(session: Session, provider: str, ref: str) -> Job | None:
+    row = (
+        session.execute(
+            select(_jobs).where(_jobs.c.provider == provider, _jobs.c.provider_ref == ref)
+        )
+        .mappings()
+        .first()
+    )
+    return _to_job(row) if row is not None else None

@@ -187,3 +187,35 @@ class SetupMarkerModel(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderSettingsModel(Base):
+    __tablename__ = "provider_settings"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Fernet ciphertext of the provider token; never the token itself.
+    token_ciphertext: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDeliveryModel(Base):
+    """Webhook ids already applied, so a redelivery is ignored."""
+
+    __tablename__ = "webhook_deliveries"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class JobLogModel(Base):
+    """Logs of remote jobs, copied as they arrive (providers may delete theirs)."""
+
+    __tablename__ = "job_logs"
+
+    job_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

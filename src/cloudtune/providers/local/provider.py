@@ -57,6 +57,7 @@ class _Entry:
 class LocalProvider:
     name = "local"
     job_type = JobType.LOCAL.value
+    poll_with_backoff = False
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

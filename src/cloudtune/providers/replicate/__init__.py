@@ -1,0 +1,1 @@
+"""The Replicate provider: cloud GPUs through Replicate's prediction API."""

@@ -1,0 +1,228 @@
+"""An async client of Replicate's HTTP API (reference/replicate-api.md).
+
+Every call has a timeout. Safe calls (GET, and cancel, which is idempotent) are retried with
+exponential backoff and jitter on 429 (honouring Retry-After), 5xx and connection errors. A
+create is never re-sent blindly: an uncertain failure is reported as `UncertainCreateError`, and
+the caller looks the prediction up by the tag it put in the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from cloudtune.providers.replicate.breaker import CircuitBreaker
+
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ReplicateError(Exception):
+    def __init__(self, status: int | None, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status or 'no answer'}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status in _RETRY_STATUSES
+
+
+class UncertainCreateError(ReplicateError):
+    """The create request failed in a way that does not tell whether it was applied."""
+
+
+class BreakerOpenError(ReplicateError):
+    pass
+
+
+class ReplicateClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        breaker: CircuitBreaker | None = None,
+        attempts: int = 8,
+        max_retry_seconds: float = 90.0,
+        upload_timeout: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "cloudtune"},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._breaker = breaker or CircuitBreaker()
+        self._attempts = attempts
+        self._upload_timeout = upload_timeout
+        self._max_retry_seconds = max_retry_seconds
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def account(self) -> dict[str, Any]:
+        return await self._safe("GET", "account")
+
+    async def hardware(self) -> list[dict[str, Any]]:
+        return await self._safe("GET", "hardware")  # type: ignore[return-value]
+
+    async def default_webhook_secret(self) -> str:
+        return str((await self._safe("GET", "webhooks/default/secret"))["key"])
+
+    async def latest_version(self, model: str) -> str:
+        page = await self._safe("GET", f"models/{model}/versions")
+        results = page.get("results") or []
+        if not results:
+            raise ReplicateError(404, f"No versions available for model {model}")
+        return str(results[0]["id"])
+
+    async def versions(self, model: str) -> list[dict[str, Any]]:
+        page = await self._safe("GET", f"models/{model}/versions")
+        return list(page.get("results") or [])
+
+    async def get_prediction(self, prediction_id: str) -> dict[str, Any]:
+        return await self._safe("GET", f"predictions/{prediction_id}")
+
+    async def cancel_prediction(self, prediction_id: str) -> dict[str, Any] | None:
+        """Idempotent; a prediction Replicate no longer knows counts as cancelled."""
+        try:
+            return await self._safe("POST", f"predictions/{prediction_id}/cancel")
+        except ReplicateError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def predictions(self, *, max_pages: int = 3) -> AsyncIterator[dict[str, Any]]:
+        """Recent predictions, newest first, following the `next` cursor."""
+        url: str | None = "predictions"
+        for _ in range(max_pages):
+            if url is None:
+                return
+            page = await self._safe("GET", url)
+            for item in page.get("results") or []:
+                yield item
+            url = page.get("next")
+
+    async def upload_file(self, path: Path, *, filename: str, content_type: str) -> dict[str, Any]:
+        """Retried like a safe call: a second upload only leaves an unused file behind."""
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise ReplicateError(413, f"file of {size} bytes is over the {MAX_UPLOAD_BYTES} limit")
+
+        async def send() -> httpx.Response:
+            with open(path, "rb") as content:
+                return await self._http.post(
+                    "files",
+                    files={"content": (filename, content, content_type)},
+                    timeout=httpx.Timeout(self._upload_timeout, connect=10.0),
+                )
+
+        return await self._with_retries(send)
+
+    async def create_prediction(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One create. A 429 (not applied) is waited out and sent again; a failure that may have
+        been applied raises UncertainCreateError and is never re-sent here."""
+        for attempt in range(self._attempts):
+            self._gate()
+            try:
+                response = await self._http.post("predictions", json=body)
+            except (httpx.TimeoutException, httpx.NetworkError) as exc:
+                self._breaker.record_failure()
+                raise UncertainCreateError(None, f"{type(exc).__name__} during create") from exc
+            if response.status_code >= 500:
+                self._breaker.record_failure()
+                raise UncertainCreateError(response.status_code, _detail(response))
+            if response.status_code == 429 and attempt + 1 < self._attempts:
+                self._breaker.record_failure()
+                await asyncio.sleep(_retry_after(response) or _backoff(attempt + 1))
+                continue
+            return self._result(response)
+        raise AssertionError("unreachable")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _gate(self) -> None:
+        if not self._breaker.allow():
+            raise BreakerOpenError(
+                503, f"Replicate keeps failing; calls paused for {self._breaker.retry_in():.0f}s"
+            )
+
+    async def _safe(self, method: str, url: str) -> Any:
+        return await self._with_retries(lambda: self._http.request(method, url))
+
+    async def _with_retries(self, send: Callable[[], Awaitable[httpx.Response]]) -> Any:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ReplicateError) and e.retryable),
+            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_retry_seconds),
+            wait=_wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self._gate()
+                try:
+                    response = await send()
+                except httpx.HTTPError as exc:
+                    self._breaker.record_failure()
+                    raise ReplicateError(None, f"{type(exc).__name__}") from exc
+                return self._result(response)
+        raise AssertionError("unreachable")
+
+    def _result(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            if response.status_code in _RETRY_STATUSES:
+                self._breaker.record_failure()
+            else:
+                self._breaker.record_success()  # the API answered; the request was wrong
+            raise ReplicateError(response.status_code, _detail(response), _retry_after(response))
+        self._breaker.record_success()
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+
+
+def _wait(retry_state: Any) -> float:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(exc, ReplicateError) and exc.retry_after is not None:
+        return min(exc.retry_after, 30.0)
+    return _backoff(retry_state.attempt_number)
+
+
+def _backoff(attempt: int) -> float:
+    base = min(10.0, 0.25 * 2 ** (attempt - 1))
+    return base * (0.5 + random.random())  # noqa: S311 - jitter, not security
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value and value.strip().isdigit():
+        return float(value)
+    return None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:300]
+    return str(body)[:300]

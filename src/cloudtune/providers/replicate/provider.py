@@ -1,0 +1,325 @@
+"""Runs jobs as Replicate predictions of the trainer model, one model per hardware profile."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cloudtune.domain.jobs import Job, JobStatus, JobType
+from cloudtune.domain.training import TrainingSpec
+from cloudtune.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from cloudtune.providers.base import (
+    HardwareOffer,
+    JobBundle,
+    ProviderAccount,
+    ProviderHandle,
+    ProviderStatus,
+)
+from cloudtune.providers.registry import ProviderConfig
+from cloudtune.providers.replicate.breaker import CircuitBreaker
+from cloudtune.providers.replicate.client import (
+    MAX_UPLOAD_BYTES,
+    BreakerOpenError,
+    ReplicateClient,
+    ReplicateError,
+    UncertainCreateError,
+)
+from cloudtune.providers.replicate.profiles import PROFILES, normalise_profile
+from cloudtune.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUS_MAP = {
+    "starting": JobStatus.QUEUED,
+    "processing": JobStatus.RUNNING,
+    "succeeded": JobStatus.COMPLETED,
+    "canceled": JobStatus.CANCELLED,
+    "failed": JobStatus.FAILED,
+    "aborted": JobStatus.FAILED,
+}
+WEBHOOK_PATH = "/api/webhooks/replicate"
+WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
+_SECRET_TTL = 300.0
+
+
+class ReplicateProvider:
+    name = "replicate"
+    job_type = JobType.CLOUD.value
+    poll_with_backoff = True
+    upload_limit_bytes = MAX_UPLOAD_BYTES
+
+    def __init__(self, settings: Settings, config: ProviderConfig) -> None:
+        self._settings = settings
+        self._config = config
+        self._breaker = CircuitBreaker()
+        self._client: ReplicateClient | None = None
+        self._client_token: str | None = None
+        self._secret: tuple[float, str] | None = None
+
+    # -- the Provider protocol --------------------------------------------------------------
+
+    def check(self, spec: TrainingSpec) -> None:
+        self._token()  # a clear 400 before anything is packaged or written
+        if spec.model_family is None:
+            raise InvalidInputError(
+                "config lacks model_family (e.g. flux, sdxl)", code="invalid_config"
+            )
+
+    def hardware_type(self) -> str | None:
+        return None
+
+    def offer(self, profile: str | None) -> HardwareOffer:
+        default = self._config.config(self.name).get("default_hardware_profile") or "h100"
+        return PROFILES[normalise_profile(profile, default)]
+
+    async def upload(self, job: Job, archive: Path) -> str:
+        try:
+            result = await self._api().upload_file(
+                archive, filename=f"cloudtune-{job.job_id}.zip", content_type="application/zip"
+            )
+        except ReplicateError as exc:
+            if exc.status == 413:
+                raise PayloadTooLargeError(
+                    f"Replicate refused the dataset archive: {exc.detail}",
+                    size=archive.stat().st_size,
+                    limit=MAX_UPLOAD_BYTES,
+                ) from None
+            raise _provider_error("upload", exc) from None
+        url = (result.get("urls") or {}).get("get") or result.get("url")
+        if not url:
+            raise ProviderError(
+                "replicate: upload answered without a file URL", provider=self.name
+            )
+        return str(url)
+
+    async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
+        config = self._config.config(self.name)
+        offer = self.offer(bundle.hardware_profile)
+        model = f"{config.get('model') or 'simpletuner/advanced-trainer'}-{offer.profile}"
+        client = self._api()
+        try:
+            version = config.get("version") or await client.latest_version(model)
+        except ReplicateError as exc:
+            raise _provider_error("version lookup", exc) from None
+        body: dict[str, Any] = {
+            "version": f"{model}:{version}" if ":" not in str(version) else version,
+            "input": self._input(job, bundle),
+        }
+        webhook = _webhook_url(config.get("webhook_url"), job.job_id)
+        if webhook:
+            body["webhook"] = webhook
+            body["webhook_events_filter"] = WEBHOOK_EVENTS
+        prediction = await self._create_once(client, job.job_id, body)
+        return ProviderHandle(
+            ref=str(prediction["id"]),
+            data={"model": model, "hardware_profile": offer.profile},
+        )
+
+    async def status(self, handle: ProviderHandle) -> ProviderStatus:
+        try:
+            prediction = await self._api().get_prediction(handle.ref)
+        except ReplicateError as exc:
+            if exc.status == 404:
+                return ProviderStatus(
+                    status=JobStatus.FAILED,
+                    error_message="Replicate no longer knows this prediction",
+                )
+            raise _provider_error("status", exc) from None
+        return self.parse_webhook(prediction)[1]
+
+    async def cancel(self, handle: ProviderHandle) -> None:
+        try:
+            await self._api().cancel_prediction(handle.ref)
+        except ReplicateError as exc:
+            raise _provider_error("cancel", exc) from None
+
+    async def logs(self, handle: ProviderHandle, tail: int | None) -> str:
+        try:
+            text = str((await self._api().get_prediction(handle.ref)).get("logs") or "")
+        except ReplicateError as exc:
+            raise _provider_error("logs", exc) from None
+        if tail is not None:
+            lines = text.splitlines()
+            return "\n".join(lines[-tail:]) + ("\n" if lines and tail else "")
+        return text
+
+    async def validate(self) -> ProviderAccount:
+        try:
+            account = await self._api().account()
+        except ReplicateError as exc:
+            if exc.status in (401, 403):
+                return ProviderAccount(ok=False, detail="Replicate refused the token (invalid)")
+            raise _provider_error("validate", exc) from None
+        return ProviderAccount(ok=True, detail=f"Replicate account {account.get('username')}")
+
+    # -- webhooks and the rest of the API ---------------------------------------------------
+
+    async def webhook_secret(self) -> str:
+        import time
+
+        if self._secret and time.monotonic() - self._secret[0] < _SECRET_TTL:
+            return self._secret[1]
+        try:
+            secret = await self._api().default_webhook_secret()
+        except ReplicateError as exc:
+            raise _provider_error("webhook secret", exc) from None
+        self._secret = (time.monotonic(), secret)
+        return secret
+
+    def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]:
+        prediction_id = payload.get("id")
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise InvalidInputError("the prediction has no id", code="invalid_payload")
+        raw = str(payload.get("status") or "").strip().lower()
+        status = STATUS_MAP.get(raw)
+        if status is None:
+            raise InvalidInputError(f"unknown prediction status {raw!r}", code="invalid_payload")
+        metrics = payload.get("metrics") if isinstance(payload.get("metrics"), dict) else {}
+        predict_time = metrics.get("predict_time")
+        output = payload.get("output")
+        outputs = output if isinstance(output, list) else [output] if output else None
+        error = payload.get("error")
+        if raw == "aborted" and not error:
+            error = "Replicate aborted the prediction before it started"
+        return prediction_id, ProviderStatus(
+            status=status,
+            started_at=_time(payload.get("started_at")),
+            completed_at=_time(payload.get("completed_at")),
+            error_message=str(error) if error else None,
+            metadata={"prediction_id": prediction_id, "replicate_status": raw},
+            outputs=outputs,
+            logs=payload.get("logs") if isinstance(payload.get("logs"), str) else None,
+            billed_seconds=float(predict_time) if isinstance(predict_time, int | float) else None,
+        )
+
+    async def versions(self, profile: str | None) -> list[dict[str, Any]]:
+        base = self._config.config(self.name).get("model") or "simpletuner/advanced-trainer"
+        model = f"{base}-{self.offer(profile).profile}"
+        try:
+            return await self._api().versions(model)
+        except ReplicateError as exc:
+            raise _provider_error("versions", exc) from None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _token(self) -> str:
+        token = self._config.token(self.name)
+        if not token:
+            raise InvalidInputError(
+                "No Replicate token: set REPLICATE_API_TOKEN in the server's environment or "
+                "save one with PUT /api/cloud/providers/replicate/token",
+                code="missing_token",
+            )
+        return token
+
+    def _api(self) -> ReplicateClient:
+        token = self._token()
+        if self._client is None or token != self._client_token:
+            self._client = ReplicateClient(
+                self._settings.replicate_base_url,
+                token,
+                timeout=self._settings.replicate_timeout_seconds,
+                breaker=self._breaker,
+                upload_timeout=max(300.0, self._settings.replicate_timeout_seconds),
+            )
+            self._client_token = token
+        return self._client
+
+    def _input(self, job: Job, bundle: JobBundle) -> dict[str, Any]:
+        callback = {
+            "webhook_type": "raw",
+            "callback_url": bundle.webhook_url,
+            "auth_token": bundle.webhook_token,
+            "log_level": "info",
+            "cloudtune_job_id": job.job_id,  # the tag a lost create is found again by
+        }
+        data: dict[str, Any] = {
+            "config_json": json.dumps(bundle.spec.config),
+            "dataloader_json": json.dumps(bundle.remote_dataloader or bundle.spec.dataloader),
+            "webhook_config": json.dumps([callback]),
+        }
+        if bundle.dataset_url:
+            data["images"] = bundle.dataset_url
+        return data
+
+    async def _create_once(
+        self, client: ReplicateClient, job_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create the prediction at most once: after an uncertain failure, look for it by its
+        tag before sending the create again."""
+        last: ReplicateError | None = None
+        for _ in range(8):
+            try:
+                return await client.create_prediction(body)
+            except UncertainCreateError as exc:
+                last = exc
+                log.warning("job %s: create answered %s; looking it up", job_id, exc)
+                found = await self._find_created(job_id)
+                if found is not None:
+                    return found
+            except ReplicateError as exc:
+                raise _provider_error("create", exc) from None
+        assert last is not None
+        raise _provider_error("create", last)
+
+    async def _find_created(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            async for prediction in self._api().predictions(max_pages=3):
+                if job_id in json.dumps(prediction.get("input") or {}):
+                    return prediction
+        except ReplicateError as exc:
+            log.warning("job %s: could not list predictions: %s", job_id, exc)
+            raise _provider_error("create (lookup)", exc) from None
+        return None
+
+
+def _webhook_url(base: str | None, job_id: str) -> str | None:
+    if not base:
+        return None
+    base = base.rstrip("/")
+    if not base.endswith(WEBHOOK_PATH):
+        base += WEBHOOK_PATH
+    return f"{base}?job_id={job_id}"
+
+
+def _provider_error(action: str, exc: ReplicateError) -> ProviderError:
+    if isinstance(exc, BreakerOpenError):
+        return ProviderUnavailableError(f"replicate: {exc.detail}", provider="replicate")
+    if exc.status in (401, 403):
+        return ProviderError(
+            "replicate: the token was refused (check REPLICATE_API_TOKEN)",
+            code="provider_auth_failed",
+            provider="replicate",
+        )
+    return ProviderError(
+        f"replicate: {action} failed ({exc.detail})",
+        provider="replicate",
+        provider_status=exc.status,
+    )
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # Replicate sends up to nanoseconds; Python takes microseconds
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

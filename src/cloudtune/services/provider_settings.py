@@ -1,0 +1,124 @@
+"""Provider settings and tokens: stored in the database, tokens encrypted, never returned."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cloudtune.domain.jobs import utcnow
+from cloudtune.domain.principal import Principal
+from cloudtune.errors import InvalidInputError
+from cloudtune.services.secrets import SecretBox
+from cloudtune.settings import Settings
+from cloudtune.store import providers as provider_store
+from cloudtune.store.db import Database
+
+# Settings a user may change, with their types; anything else is refused.
+EDITABLE: dict[str, type | tuple[type, ...]] = {
+    "webhook_url": (str, type(None)),
+    "webhook_allowed_ips": (list, type(None)),
+    "default_hardware_profile": (str, type(None)),
+    "model": (str, type(None)),
+    "version": (str, type(None)),
+    "require_signature": bool,
+}
+DEFAULTS: dict[str, Any] = {
+    "webhook_url": None,
+    "webhook_allowed_ips": [],
+    "default_hardware_profile": "h100",
+    "model": "simpletuner/advanced-trainer",
+    "version": None,
+    "require_signature": True,
+}
+
+
+class ProviderSettingsStore:
+    """Reads are cached (providers ask on every call) until any write of this process."""
+
+    def __init__(self, settings: Settings, db: Database, box: SecretBox) -> None:
+        self._settings = settings
+        self._db = db
+        self._box = box
+        self._cache: dict[str, tuple[int, float, dict[str, Any], str | None]] = {}
+
+    def config(self, provider: str) -> dict[str, Any]:
+        return dict(self._load(provider)[0])
+
+    def token(self, provider: str) -> str | None:
+        """The saved token, else the environment's (`REPLICATE_API_TOKEN` for replicate)."""
+        saved = self._load(provider)[1]
+        if saved:
+            return saved
+        if provider == "replicate" and self._settings.replicate_api_token is not None:
+            return self._settings.replicate_api_token.get_secret_value() or None
+        return None
+
+    def token_source(self, provider: str) -> str | None:
+        saved = self._load(provider)[1]
+        if saved:
+            return "saved"
+        return "environment" if self.token(provider) else None
+
+    def _load(self, provider: str) -> tuple[dict[str, Any], str | None]:
+        cached = self._cache.get(provider)
+        if cached and cached[0] == self._db.write_version and cached[1] > time.monotonic():
+            return cached[2], cached[3]
+        version = self._db.write_version
+        with self._db.read() as session:
+            row = provider_store.get_settings(session, provider)
+        config = {**DEFAULTS, **((row.settings or {}) if row else {})}
+        token = self._box.decrypt(row.token_ciphertext) if row and row.token_ciphertext else None
+        self._cache[provider] = (version, time.monotonic() + 5.0, config, token)
+        return config, token
+
+    def update(self, caller: Principal, provider: str, changes: dict[str, Any]) -> dict[str, Any]:
+        caller.require("provider.manage")
+        for key, value in changes.items():
+            if key not in EDITABLE:
+                raise InvalidInputError(
+                    f"unknown setting {key!r}; settings: {', '.join(sorted(EDITABLE))}",
+                    code="invalid_setting",
+                )
+            if not isinstance(value, EDITABLE[key]):
+                raise InvalidInputError(
+                    f"setting {key!r} has the wrong type", code="invalid_setting"
+                )
+        if changes.get("webhook_url"):
+            url = str(changes["webhook_url"])
+            if not url.startswith(("https://", "http://")):
+                raise InvalidInputError(
+                    "webhook_url must be an http(s) URL", code="invalid_setting"
+                )
+        if changes.get("webhook_allowed_ips"):
+            _check_networks(changes["webhook_allowed_ips"])
+        merged = {**self.config(provider), **changes}
+        with self._db.write() as session:
+            provider_store.save_settings(session, provider, at=utcnow(), settings=merged)
+        return merged
+
+    def save_token(self, caller: Principal, provider: str, token: str) -> None:
+        caller.require("provider.manage")
+        if not token.strip():
+            raise InvalidInputError("token must not be empty", code="invalid_token")
+        with self._db.write() as session:
+            provider_store.save_settings(
+                session, provider, at=utcnow(), token_ciphertext=self._box.encrypt(token.strip())
+            )
+
+    def delete_token(self, caller: Principal, provider: str) -> None:
+        caller.require("provider.manage")
+        with self._db.write() as session:
+            provider_store.save_settings(session, provider, at=utcnow(), clear_token=True)
+
+
+def _check_networks(values: list[Any]) -> None:
+    import ipaddress
+
+    for value in values:
+        try:
+            ipaddress.ip_network(str(value), strict=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"webhook_allowed_ips: {value!r} is not an address or network",
+                code="invalid_setting",
+            ) from None

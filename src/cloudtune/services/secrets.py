@@ -1,0 +1,48 @@
+"""Secrets at rest (provider tokens): Fernet encryption with a key from the environment
+(`CLOUDTUNE_SECRETS_KEY`) or a key file in the home folder created with mode 600."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from cloudtune.settings import Settings
+
+KEY_FILE = "secrets.key"
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretBox:
+        if settings.secrets_key is not None:
+            return cls(settings.secrets_key.get_secret_value().encode())
+        return cls(_load_or_create(settings.home / KEY_FILE))
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str | None:
+        """None when the ciphertext was made with another key (the key file was replaced)."""
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            return None
+
+
+def _load_or_create(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key

@@ -1,0 +1,321 @@
+"""The Replicate provider end to end against the fake Replicate server, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+from cloudtune.settings import LocalProviderSettings, Settings
+from tests.api.routes.test_jobs import assert_envelope
+from tests.conftest import TERMINAL
+from tests.factories import job_body, make_dataset
+from tests.fakes.replicate import FakeReplicate
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeReplicate]:
+    server = FakeReplicate().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        reconcile_interval_seconds=0.2,
+        reconcile_backoff_max_seconds=1.0,
+        replicate_base_url=fake.base_url,
+        replicate_api_token=SecretStr(fake.token),
+        replicate_timeout_seconds=2.0,
+        local=LocalProviderSettings(poll_interval_seconds=0.05),
+    )
+
+
+@pytest.fixture
+def body(tmp_path: Path) -> dict[str, Any]:
+    data = make_dataset(tmp_path / "dataset", 4, size=32)
+    (data / ".env").write_text("SECRET=1")
+    (data / "notes.txt").write_text("not a caption but text")
+    spec = job_body(data, tmp_path / "output", steps=10)
+    spec["config"]["--model_family"] = "flux"
+    return spec
+
+
+async def point_webhooks_at(client: httpx.AsyncClient) -> None:
+    response = await client.put(
+        "/api/cloud/providers/replicate", json={"webhook_url": str(client.base_url)}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def wait_terminal(
+    client: httpx.AsyncClient, job_id: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        if job["status"] in TERMINAL:
+            return job  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"job still {job['status']}"
+        await asyncio.sleep(0.1)
+
+
+class TestSubmit:
+    async def test_a_job_is_packaged_uploaded_created_and_completed_by_webhooks(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        await point_webhooks_at(client)
+        body["hardware_profile"] = "h100-x2"
+        preview = (
+            await client.post("/api/cloud/jobs/preview?provider=replicate", json=body)
+        ).json()
+        assert preview["data_leaves_machine"] is True and preview["blocked"] is False
+        sent = [f["path"] for d in preview["upload"] for f in d["files"]]
+        assert "datasets/training-images/img0.png" in sent
+        assert any(".env" in e for e in preview["excluded_files"])
+        assert fake.files == {}  # a preview uploads nothing
+
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code == 200, response.text
+        data = response.json()
+        assert data["status"] == "queued" and data["data_uploaded"] is True
+        job_id = data["job_id"]
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        prediction_id = job["metadata"]["prediction_id"]
+        assert job["hardware_type"] == "2x H100" and job["price_per_hour_usd"] == 10.98
+        prediction = fake.predictions[prediction_id]
+        assert prediction.version.startswith("simpletuner/advanced-trainer-h100-x2:")
+        assert prediction.webhook and job_id in prediction.webhook
+        assert prediction.input["images"].startswith(fake.base_url + "/files/")
+        dataloader = json.loads(prediction.input["dataloader_json"])
+        assert dataloader[0]["instance_data_dir"] == "datasets/training-images"
+        assert set(prediction.events) == {"start", "output", "logs", "completed"}
+
+        job = await wait_terminal(client, job_id)
+        assert job["status"] == "completed"
+        assert job["cost_usd"] == pytest.approx(10.98 * prediction.predict_time / 3600, abs=1e-5)
+        assert job["outputs"] and "pytorch_lora_weights" in job["outputs"][0]
+        logs = (await client.get(f"/api/cloud/jobs/{job_id}/logs")).json()["logs"]
+        assert "100/100" in logs and "training complete" in logs
+        assert fake.webhooks_sent > 0
+
+        # the same unchanged dataset is not zipped again
+        packages = list((client.app.state.ctx.settings.packages_dir).glob("*.zip"))  # type: ignore[attr-defined]
+        again = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert again.status_code == 200
+        assert list(client.app.state.ctx.settings.packages_dir.glob("*.zip")) == packages  # type: ignore[attr-defined]
+
+    async def test_missing_token_is_a_clear_400(
+        self, client: httpx.AsyncClient, body: dict[str, Any]
+    ) -> None:
+        client.app.state.ctx.settings.replicate_api_token = None  # type: ignore[attr-defined]
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert_envelope(response, 400, "missing_token")
+        assert "REPLICATE_API_TOKEN" in response.json()["detail"]
+        assert (await client.get("/api/cloud/jobs")).json()["total"] == 0
+
+    async def test_token_saved_encrypted_and_validated(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        client.app.state.ctx.settings.replicate_api_token = None  # type: ignore[attr-defined]
+        saved = await client.put("/api/cloud/providers/replicate/token", json={"token": "r8_bad"})
+        assert saved.status_code == 200 and "r8_bad" not in saved.text
+        invalid = (await client.get("/api/cloud/providers/replicate/validate")).json()
+        assert invalid["valid"] is False and "invalid" in invalid["detail"]
+        await client.put("/api/cloud/providers/replicate/token", json={"token": fake.token})
+        valid = (await client.get("/api/cloud/providers/replicate/validate")).json()
+        assert valid["valid"] is True
+        settings = (await client.get("/api/cloud/providers/replicate")).json()
+        assert settings["token_configured"] is True and fake.token not in json.dumps(settings)
+        db = client.app.state.ctx.db  # type: ignore[attr-defined]
+        if db.is_sqlite:
+            raw = b"".join(
+                p.read_bytes() for p in Path(db.engine.url.database).parent.glob("*.db*")
+            )
+            assert fake.token.encode() not in raw
+        versions = (await client.get("/api/cloud/providers/replicate/versions")).json()
+        assert versions["versions"][0]["id"]
+        billing = (await client.get("/api/cloud/providers/replicate/billing")).json()
+        assert billing["balance_available"] is False and len(billing["profiles"]) == 8
+
+    async def test_an_oversize_dataset_is_413_before_any_upload(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any], tmp_path: Path
+    ) -> None:
+        big = Path(body["dataloader_config"][0]["instance_data_dir"]) / "big.bin"
+        with open(big, "wb") as f:
+            f.truncate(100 * 1024 * 1024 + 1)
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert_envelope(response, 413, "payload_too_large")
+        assert "100 MiB" in response.json()["detail"]
+        assert fake.files == {} and fake.create_calls == 0
+        assert (await client.get("/api/cloud/jobs")).json()["total"] == 0
+        preview = (
+            await client.post("/api/cloud/jobs/preview?provider=replicate", json=body)
+        ).json()
+        assert preview["blocked"] is True
+
+    async def test_a_symlink_leaving_the_dataset_is_refused(
+        self, client: httpx.AsyncClient, body: dict[str, Any], tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret.txt"
+        secret.write_text("do not send")
+        (Path(body["dataloader_config"][0]["instance_data_dir"]) / "link.txt").symlink_to(secret)
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert_envelope(response, 400, "symlink_outside_dataset")
+
+
+def signed(
+    fake: FakeReplicate,
+    payload: bytes,
+    *,
+    msg_id: str = "msg_1",
+    when: datetime | None = None,
+    secret: str | None = None,
+) -> dict[str, str]:
+    when = when or datetime.now(UTC)
+    signature = Webhook(secret or fake.secret).sign(msg_id, when, payload.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+class TestWebhooks:
+    async def submitted(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> tuple[str, str]:
+        fake.start_after = 60  # the fake stays in `starting`: only our webhooks move the job
+        job_id = (
+            await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        ).json()["job_id"]
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        return job_id, job["metadata"]["prediction_id"]
+
+    async def test_bad_or_stale_signatures_leave_the_job_alone(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id, prediction_id = await self.submitted(client, fake, body)
+        payload = json.dumps({"id": prediction_id, "status": "succeeded"}).encode()
+        other_secret = "whsec_" + base64.b64encode(b"x" * 24).decode()
+        for headers in (
+            {"content-type": "application/json"},
+            signed(fake, payload, secret=other_secret),
+            signed(fake, payload, when=datetime.now(UTC) - timedelta(minutes=6)),
+            {**signed(fake, payload), "webhook-signature": "garbage"},
+        ):
+            response = await client.post(
+                "/api/webhooks/replicate", content=payload, headers=headers
+            )
+            assert_envelope(response, 401, "invalid_signature")
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        assert job["status"] == "queued"
+
+    async def test_good_duplicate_unknown_and_malformed_deliveries(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id, prediction_id = await self.submitted(client, fake, body)
+        running = json.dumps(
+            {
+                "id": prediction_id,
+                "status": "processing",
+                "logs": "step 1\n",
+                "started_at": "2026-11-23T01:00:00.123456789Z",
+            }
+        ).encode()
+        first = await client.post(
+            "/api/webhooks/replicate", content=running, headers=signed(fake, running, msg_id="m1")
+        )
+        assert first.json()["status"] == "received"
+        again = await client.post(
+            "/api/webhooks/replicate", content=running, headers=signed(fake, running, msg_id="m1")
+        )
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        assert job["status"] == "running"
+        assert (await client.get(f"/api/cloud/jobs/{job_id}/logs")).json()["logs"] == "step 1\n"
+
+        unknown = json.dumps({"id": "nosuchprediction", "status": "succeeded"}).encode()
+        response = await client.post(
+            "/api/webhooks/replicate", content=unknown, headers=signed(fake, unknown, msg_id="m2")
+        )
+        assert response.status_code == 200 and response.json()["status"] == "ignored"
+
+        for bad in (
+            b"{not json",
+            b"[1, 2]",
+            json.dumps({"id": prediction_id, "status": "odd"}).encode(),
+        ):
+            response = await client.post(
+                "/api/webhooks/replicate", content=bad, headers=signed(fake, bad, msg_id="m3")
+            )
+            assert_envelope(response, 400, "invalid_payload")
+
+    async def test_ip_allowlist(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        _, prediction_id = await self.submitted(client, fake, body)
+        await client.put(
+            "/api/cloud/providers/replicate", json={"webhook_allowed_ips": ["10.0.0.0/8"]}
+        )
+        payload = json.dumps({"id": prediction_id, "status": "processing"}).encode()
+        response = await client.post(
+            "/api/webhooks/replicate", content=payload, headers=signed(fake, payload)
+        )
+        assert_envelope(response, 403, "ip_not_allowed")
+        refused = await client.put(
+            "/api/cloud/providers/replicate", json={"webhook_allowed_ips": ["nope"]}
+        )
+        assert_envelope(refused, 400, "invalid_setting")
+
+
+async def test_fifty_jobs_survive_a_flaky_api_and_lost_webhooks(
+    client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+) -> None:
+    await point_webhooks_at(client)
+    fake.run_for = 0.5
+    fake.faults.rate = 0.3
+    fake.faults.slow_seconds = 2.5  # over the client's 2 s timeout
+    fake.faults.drop_webhooks = 0.5
+    semaphore = asyncio.Semaphore(10)
+
+    async def submit(i: int) -> httpx.Response:
+        async with semaphore:
+            return await client.post(
+                "/api/cloud/jobs/submit?provider=replicate",
+                json={**body, "tracker_run_name": f"run-{i}"},
+                timeout=120,
+            )
+
+    responses = await asyncio.gather(*(submit(i) for i in range(50)))
+    assert all(r.status_code == 200 for r in responses), [
+        r.text for r in responses if r.status_code != 200
+    ]
+    job_ids = [r.json()["job_id"] for r in responses]
+    deadline = time.monotonic() + 120
+    pending = set(job_ids)
+    while pending:
+        assert time.monotonic() < deadline, f"{len(pending)} jobs never finished"
+        listing = await client.get("/api/cloud/jobs?limit=100&status=completed,failed,cancelled")
+        assert listing.status_code == 200
+        pending -= {j["job_id"] for j in listing.json()["jobs"]}
+        await asyncio.sleep(0.5)
+    final = (await client.get("/api/cloud/jobs?limit=100")).json()["jobs"]
+    assert {j["status"] for j in final} == {"completed"}
+    for job_id in job_ids:
+        assert len(fake.predictions_for(job_id)) == 1, f"{job_id} was created more than once"
+    assert fake.webhooks_dropped > 0

@@ -1,0 +1,445 @@
+"""A fake Replicate API on a real loopback HTTP server, after reference/replicate-api.md:
+Bearer/Token auth, files (multipart `content`, 100 MiB limit), predictions that advance
+`starting → processing → succeeded|failed|canceled|aborted` over time with growing tqdm logs,
+cursor pagination, account, hardware, versions, the default webhook secret, and Standard
+Webhooks-signed deliveries (`start`, `logs`, `output`, `completed`, the last one retried).
+
+Faults can be injected: a share of API calls answering 429 (with Retry-After), 500, or slowly;
+a share of webhook deliveries dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MAX_FILE_BYTES = 100 * 1024 * 1024
+TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
+
+
+def _id() -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=26))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": detail, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0  # share of API calls that fail
+    kinds: tuple[str, ...] = ("429", "500", "slow")
+    slow_seconds: float = 3.0
+    drop_webhooks: float = 0.0  # share of webhook deliveries never sent
+    retry_after: int = 1
+
+
+@dataclass
+class FakePrediction:
+    id: str
+    version: str
+    input: dict[str, Any]
+    webhook: str | None
+    events: list[str]
+    created: float
+    final_status: str
+    status: str = "starting"
+    created_at: str = field(default_factory=_now)
+    started_at: str | None = None
+    completed_at: str | None = None
+    logs: str = ""
+    output: Any = None
+    error: str | None = None
+    predict_time: float | None = None
+    started: float | None = None
+    sent: set[str] = field(default_factory=set)
+    last_logs_sent: float = 0.0
+
+    def to_json(self, base: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "model": self.version.split(":")[0],
+            "version": self.version.split(":")[-1],
+            "input": self.input,
+            "output": self.output,
+            "data_removed": False,
+            "error": self.error,
+            "status": self.status,
+            "logs": self.logs,
+            "source": "api",
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "metrics": {"predict_time": self.predict_time} if self.predict_time else {},
+            "urls": {
+                "get": f"{base}/predictions/{self.id}",
+                "cancel": f"{base}/predictions/{self.id}/cancel",
+                "web": f"https://replicate.com/p/{self.id}",
+            },
+        }
+        return data
+
+
+class FakeReplicate:
+    def __init__(
+        self,
+        *,
+        token: str = "r8_fake_token",
+        start_after: float = 0.3,
+        run_for: float = 1.5,
+        final_status: str = "succeeded",
+        max_file_bytes: int = MAX_FILE_BYTES,
+    ) -> None:
+        self.token = token
+        self.start_after = start_after
+        self.run_for = run_for
+        self.final_status = final_status
+        self.max_file_bytes = max_file_bytes
+        self.faults = Faults()
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self.predictions: dict[str, FakePrediction] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bytes: dict[str, int] = {}
+        self.create_calls = 0
+        self.webhooks_sent = 0
+        self.webhooks_dropped = 0
+        self.page_size = 100
+        self._lock = threading.Lock()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.app = Starlette(
+            routes=[
+                Route("/v1/account", self.account),
+                Route("/v1/hardware", self.hardware),
+                Route("/v1/webhooks/default/secret", self.webhook_secret),
+                Route("/v1/files", self.create_file, methods=["POST"]),
+                Route("/v1/files/{file_id}", self.get_file, methods=["GET", "DELETE"]),
+                Route("/v1/models/{owner}/{name}/versions", self.versions),
+                Route("/v1/predictions", self.create_prediction, methods=["POST"]),
+                Route("/v1/predictions", self.list_predictions, methods=["GET"]),
+                Route("/v1/predictions/{pid}", self.get_prediction),
+                Route("/v1/predictions/{pid}/cancel", self.cancel_prediction, methods=["POST"]),
+            ]
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeReplicate:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert time.monotonic() < deadline, "fake Replicate did not start"
+            time.sleep(0.02)
+        return self
+
+    def _serve(self) -> None:
+        assert self._server is not None
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        assert self._server is not None
+        ticker = asyncio.create_task(self._tick_forever())
+        try:
+            await self._server.serve()
+        finally:
+            ticker.cancel()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # -- faults and auth ------------------------------------------------------------------
+
+    async def _gate(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme not in ("Bearer", "Token") or value != self.token:
+            return problem(401, "Invalid token.")
+        if self.faults.rate and random.random() < self.faults.rate:
+            kind = random.choice(self.faults.kinds)
+            if kind == "429":
+                return JSONResponse(
+                    {"detail": "Request was throttled. Your rate limit resets in ~1s."},
+                    status_code=429,
+                    headers={"Retry-After": str(self.faults.retry_after)},
+                )
+            if kind == "500":
+                return problem(500, "Internal server error")
+            await asyncio.sleep(self.faults.slow_seconds)
+        return None
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def account(self, request: Request) -> Response:
+        return await self._gate(request) or JSONResponse(
+            {"type": "user", "username": "fake-user", "name": "Fake User", "github_url": None}
+        )
+
+    async def hardware(self, request: Request) -> Response:
+        return await self._gate(request) or JSONResponse(
+            [{"sku": "gpu-l40s", "name": "Nvidia L40S"}, {"sku": "gpu-h100", "name": "H100"}]
+        )
+
+    async def webhook_secret(self, request: Request) -> Response:
+        return await self._gate(request) or JSONResponse({"key": self.secret})
+
+    async def versions(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        owner, name = request.path_params["owner"], request.path_params["name"]
+        version = {
+            "id": "a" * 64,
+            "created_at": _now(),
+            "cog_version": "0.9",
+            "openapi_schema": {},
+        }
+        return JSONResponse(
+            {"next": None, "previous": None, "results": [version], "model": f"{owner}/{name}"}
+        )
+
+    async def create_file(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        length = int(request.headers.get("content-length") or 0)
+        if length > self.max_file_bytes + 1024 * 1024:
+            return problem(413, "Files must be less than 100MB in size")
+        form = await request.form(max_part_size=self.max_file_bytes + 1)
+        upload = form.get("content")
+        if upload is None or isinstance(upload, str):
+            return problem(400, "content is required")
+        size = 0
+        while chunk := await upload.read(1024 * 1024):
+            size += len(chunk)
+        if size > self.max_file_bytes:
+            return problem(413, "Files must be less than 100MB in size")
+        file_id = _id()
+        record = {
+            "id": file_id,
+            "name": upload.filename,
+            "content_type": upload.content_type or "application/octet-stream",
+            "size": size,
+            "checksums": {},
+            "metadata": {},
+            "created_at": _now(),
+            "expires_at": _now(),
+            "urls": {"get": f"{self.base_url}/files/{file_id}"},
+        }
+        with self._lock:
+            self.files[file_id] = record
+        return JSONResponse(record, status_code=201)
+
+    async def get_file(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        file_id = request.path_params["file_id"]
+        if file_id not in self.files:
+            return problem(404, "File not found")
+        if request.method == "DELETE":
+            self.files.pop(file_id)
+            return Response(status_code=204)
+        return JSONResponse(self.files[file_id])
+
+    async def create_prediction(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        body = await request.json()
+        extra = set(body) - {"version", "input", "webhook", "webhook_events_filter", "stream"}
+        if extra or "version" not in body or "input" not in body:
+            return problem(422, f"invalid body: {sorted(extra) or 'version and input required'}")
+        prediction = FakePrediction(
+            id=_id(),
+            version=body["version"],
+            input=body["input"],
+            webhook=body.get("webhook"),
+            events=body.get("webhook_events_filter") or ["output", "completed"],
+            created=time.monotonic(),
+            final_status=self.final_status,
+        )
+        with self._lock:
+            self.create_calls += 1
+            self.predictions[prediction.id] = prediction
+        # A fault after the create happened: the caller cannot tell whether it worked.
+        if self.faults.rate and random.random() < self.faults.rate / 3:
+            return problem(500, "Internal server error")
+        return JSONResponse(prediction.to_json(self.base_url), status_code=201)
+
+    async def list_predictions(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        cursor = int(request.query_params.get("cursor") or 0)
+        newest = sorted(self.predictions.values(), key=lambda p: -p.created)
+        page = newest[cursor : cursor + self.page_size]
+        after = cursor + self.page_size
+        return JSONResponse(
+            {
+                "previous": None,
+                "next": f"{self.base_url}/predictions?cursor={after}"
+                if after < len(newest)
+                else None,
+                "results": [p.to_json(self.base_url) for p in page],
+            }
+        )
+
+    async def get_prediction(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        prediction = self.predictions.get(request.path_params["pid"])
+        if prediction is None:
+            return problem(404, "Not found.")
+        self._advance(prediction)
+        return JSONResponse(prediction.to_json(self.base_url))
+
+    async def cancel_prediction(self, request: Request) -> Response:
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        prediction = self.predictions.get(request.path_params["pid"])
+        if prediction is None:
+            return problem(404, "Not found.")
+        self._advance(prediction)
+        if prediction.status not in TERMINAL:
+            self._finish(prediction, "canceled")
+        return JSONResponse(prediction.to_json(self.base_url))
+
+    # -- time passing ---------------------------------------------------------------------
+
+    def _advance(self, p: FakePrediction) -> None:
+        now = time.monotonic()
+        if p.status in TERMINAL:
+            return
+        if p.status == "starting" and now - p.created >= self.start_after:
+            p.status, p.started_at, p.started = "processing", _now(), now
+        if p.status == "processing":
+            assert p.started is not None
+            done = min(1.0, (now - p.started) / max(self.run_for, 1e-6))
+            steps = int(done * 100)
+            p.logs = "".join(
+                f"{s:3d}%|{'#' * (s // 10):10}| {s}/100 [00:01<00:01, 10it/s]\n"
+                for s in range(0, steps + 1, 10)
+            )
+            if done >= 1.0:
+                self._finish(p, p.final_status)
+
+    def _finish(self, p: FakePrediction, status: str) -> None:
+        p.status = status
+        p.completed_at = _now()
+        if p.started is not None:
+            p.predict_time = round(time.monotonic() - p.started, 3)
+        if status == "succeeded":
+            p.output = [
+                "https://replicate.delivery/fake/" + p.id + "/pytorch_lora_weights.safetensors"
+            ]
+            p.logs += "training complete\n"
+        elif status == "failed":
+            p.error = "CUDA out of memory"
+
+    async def _tick_forever(self) -> None:
+        client = httpx.AsyncClient(timeout=5)
+        try:
+            while True:
+                for p in list(self.predictions.values()):
+                    before = p.status
+                    self._advance(p)
+                    await self._deliver(client, p, before)
+                await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    async def _deliver(self, client: httpx.AsyncClient, p: FakePrediction, before: str) -> None:
+        if not p.webhook:
+            return
+        due: list[str] = []
+        if p.status != "starting" and "start" not in p.sent and "start" in p.events:
+            due.append("start")
+        if p.status == "processing" and "logs" in p.events:
+            if time.monotonic() - p.last_logs_sent >= 0.5:
+                p.last_logs_sent = time.monotonic()
+                due.append("logs")
+        if p.status in TERMINAL and "completed" not in p.sent and "completed" in p.events:
+            due.append("completed")
+        for event in due:
+            p.sent.add(event)
+            if self.faults.drop_webhooks and random.random() < self.faults.drop_webhooks:
+                self.webhooks_dropped += 1
+                continue
+            asyncio.create_task(self._post(client, p, event))
+
+    async def _post(self, client: httpx.AsyncClient, p: FakePrediction, event: str) -> None:
+        body = json.dumps(p.to_json(self.base_url)).encode()
+        msg_id = f"msg_{p.id}_{event}_{len(p.logs)}"
+        attempts = 4 if event == "completed" else 1  # only the final event is retried
+        for attempt in range(attempts):
+            timestamp = datetime.now(UTC)
+            signature = Webhook(self.secret).sign(msg_id, timestamp, body.decode())
+            headers = {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(timestamp.timestamp())),
+                "webhook-signature": signature,
+                "content-type": "application/json",
+            }
+            try:
+                response = await client.post(
+                    p.webhook,
+                    content=body,
+                    headers=headers,
+                    follow_redirects=False,  # type: ignore[arg-type]
+                )
+                self.webhooks_sent += 1
+                if response.is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2 * 2**attempt)
+
+    # -- helpers for tests ----------------------------------------------------------------
+
+    def predictions_for(self, job_id: str) -> list[FakePrediction]:
+        return [p for p in self.predictions.values() if job_id in json.dumps(p.input)]
