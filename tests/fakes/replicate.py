@@ -443,3 +443,33 @@ class FakeReplicate:
 
     def predictions_for(self, job_id: str) -> list[FakePrediction]:
         return [p for p in self.predictions.values() if job_id in json.dumps(p.input)]
+
+
+def main() -> None:
+    """Run the fake on its own: `python -m tests.fakes.replicate --port 9100`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake Replicate API for offline runs.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="r8_fake_token")
+    parser.add_argument("--run-for", type=float, default=3.0)
+    args = parser.parse_args()
+    fake = FakeReplicate(token=args.token, run_for=args.run_for)
+    if args.port:
+        fake.port = args.port
+        asyncio.run(_serve_on(fake, args.port))
+    else:
+        fake.start()
+        print(fake.base_url, flush=True)
+        threading.Event().wait()
+
+
+async def _serve_on(fake: FakeReplicate, port: int) -> None:
+    config = uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning")
+    fake._server = uvicorn.Server(config)
+    print(fake.base_url, flush=True)
+    await fake._main()
+
+
+if __name__ == "__main__":
+    main()
