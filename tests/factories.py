@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
-
 from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
 from cloudtune.store import jobs as job_store
 from cloudtune.store.db import Database
-
-COLOURS = {
-    "red": (220, 40, 40),
-    "green": (40, 200, 60),
-    "blue": (40, 60, 220),
-    "yellow": (230, 210, 40),
-}
+from cloudtune.trainer.reference.sample_data import make_shapes_dataset
 
 
 def make_job(**overrides: Any) -> Job:
@@ -54,20 +45,7 @@ def create_jobs(
 
 def make_dataset(folder: Path, count: int = 8, *, size: int = 64, seed: int = 0) -> Path:
     """Fixed-seed coloured shapes with one caption file each."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    for i in range(count):
-        name = list(COLOURS)[i % len(COLOURS)]
-        shape = ("square", "circle")[(i // len(COLOURS)) % 2]
-        image = Image.new("RGB", (size, size), (245, 245, 245))
-        draw = ImageDraw.Draw(image)
-        x = rng.randint(2, size // 3)
-        side = rng.randint(size // 3, size // 2)
-        box = [x, x, x + side, x + side]
-        (draw.rectangle if shape == "square" else draw.ellipse)(box, fill=COLOURS[name])
-        image.save(folder / f"img{i}.png")
-        (folder / f"img{i}.txt").write_text(f"a {name} {shape} on a white background")
-    return folder
+    return make_shapes_dataset(folder, count, size=size, seed=seed)
 
 
 def job_body(dataset: Path, output: Path, *, steps: int = 5, **config: Any) -> dict[str, Any]:

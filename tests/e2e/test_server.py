@@ -132,6 +132,18 @@ def test_a_local_job_runs_to_completion(
     assert (tmp_path / "output" / "pytorch_lora_weights.safetensors").is_file()
 
 
+def wait_until_gone(pid: int, message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+
+
 def _trainer_pid(server: ServerProcess, job_id: str) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -160,10 +172,7 @@ def test_a_sigkilled_server_re_adopts_its_running_trainer(
         assert time.monotonic() < deadline, "no progress reached the restarted server"
         time.sleep(0.2)
     assert server.post(f"/api/cloud/jobs/{job_id}/cancel").json()["status"] == "cancelled"
-    deadline = time.monotonic() + 30
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline, "the re-adopted trainer was not stopped"
-        time.sleep(0.1)
+    wait_until_gone(pid, "the re-adopted trainer was not stopped")
 
 
 def test_a_trainer_that_died_with_its_server_is_failed_with_a_reason(
@@ -174,8 +183,7 @@ def test_a_trainer_that_died_with_its_server_is_failed_with_a_reason(
     pid = _trainer_pid(server, job_id)
     server.kill()
     os.killpg(pid, signal.SIGKILL)
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        time.sleep(0.05)
+    wait_until_gone(pid, "the killed trainer is still there")
 
     server.start()
     job = server.wait(job_id, TERMINAL, timeout=30)

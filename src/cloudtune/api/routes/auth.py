@@ -16,6 +16,7 @@ from cloudtune.api.deps import (
     get_context,
 )
 from cloudtune.services import auth
+from cloudtune.services.context import Context
 
 router = APIRouter(tags=["auth"])
 
@@ -131,30 +132,22 @@ async def first_admin(
             first_admin=True,
         )
     )
-    result = await ctx.in_thread(
-        lambda: auth.login(
-            ctx,
-            request.app.state.auth,
-            login_name=body.username,
-            password=body.password,
-            client=_client(request),
-        )
-    )
-    return _start_session(request, response, result)
+    return await _log_in(request, response, ctx, body.username, body.password)
 
 
 @router.post("/api/auth/login", response_model=LoginResponse)
 async def login(
     request: Request, response: Response, ctx: CtxDep, body: LoginBody
 ) -> dict[str, Any]:
+    return await _log_in(request, response, ctx, body.username, body.password)
+
+
+async def _log_in(
+    request: Request, response: Response, ctx: Context, username: str, password: str
+) -> dict[str, Any]:
+    state, client = request.app.state.auth, _client(request)
     result = await ctx.in_thread(
-        lambda: auth.login(
-            ctx,
-            request.app.state.auth,
-            login_name=body.username,
-            password=body.password,
-            client=_client(request),
-        )
+        lambda: auth.login(ctx, state, login_name=username, password=password, client=client)
     )
     return _start_session(request, response, result)
 
