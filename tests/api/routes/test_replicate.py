@@ -284,7 +284,10 @@ class TestWebhooks:
 
 
 async def test_fifty_jobs_survive_a_flaky_api_and_lost_webhooks(
-    client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    client: httpx.AsyncClient,
+    fake: FakeReplicate,
+    body: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await point_webhooks_at(client)
     fake.run_for = 0.5
@@ -319,3 +322,37 @@ async def test_fifty_jobs_survive_a_flaky_api_and_lost_webhooks(
     for job_id in job_ids:
         assert len(fake.predictions_for(job_id)) == 1, f"{job_id} was created more than once"
     assert fake.webhooks_dropped > 0
+    assert "unhandled error" not in caplog.text  # nothing answered 500
+
+
+async def test_a_failing_api_trips_the_breaker_and_submits_fail_fast(
+    client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+) -> None:
+    fake.faults.rate, fake.faults.kinds = 1.0, ("500",)
+    codes = []
+    for _ in range(3):
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        codes.append(response.status_code)
+        assert response.status_code in (502, 503), response.text
+    assert codes[-1] == 503
+    started = time.monotonic()
+    fast = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+    assert_envelope(fast, 503, "provider_unavailable")
+    assert time.monotonic() - started < 1.0
+    failed = (await client.get("/api/cloud/jobs?status=failed")).json()
+    assert failed["total"] == 4 and all("replicate" in j["error_message"] for j in failed["jobs"])
+
+
+async def test_sync_finds_what_no_webhook_said(
+    client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+) -> None:
+    client.app.state.ctx.settings.reconcile_backoff_max_seconds = 3600  # type: ignore[attr-defined]
+    fake.run_for = 0.2
+    job_id = (await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)).json()[
+        "job_id"
+    ]
+    await asyncio.sleep(1.0)  # done at the fake; no webhook URL is set, so nobody told us
+    synced = (await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})).json()
+    assert synced["success"] is True and synced["updated"] >= 1
+    job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+    assert job["status"] == "completed"

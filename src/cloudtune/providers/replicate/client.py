@@ -45,7 +45,11 @@ class UncertainCreateError(ReplicateError):
 
 
 class BreakerOpenError(ReplicateError):
-    pass
+    """Calls are paused; retrying now would only wait for the same answer."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class ReplicateClient:
