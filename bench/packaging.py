@@ -84,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--file-mib", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     if args.child:
@@ -100,7 +101,7 @@ def main() -> None:
         count = make_files(folder, total, int(args.file_mib * CHUNK))
         data_bytes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         rows = []
-        for round_ in range(2):
+        for round_ in range(args.rounds):
             drop_cache(folder)
             read_s, read_kib, _ = run_child("read", str(folder))
             drop_cache(folder)
@@ -121,6 +122,8 @@ def main() -> None:
             f"| {i} | {data_bytes / 1e6 / read_s:.0f} | {data_bytes / 1e6 / zip_s:.0f} | "
             f"{read_s / zip_s:.2f} | {zip_kib / 1024:.0f} | {size / mib:.0f} |"
         )
+    total_read, total_zip = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    print(f"\nall rounds: ratio {total_read / total_zip:.2f} (zip time vs read time, summed)")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ fixed buffer; its CRC-32s double as the content hash that names the archive.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
 import os
-import shutil
+import queue
 import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ STORED_SUFFIXES = frozenset(
     }
 )
 _BUFFER = 1024 * 1024
+_QUEUED_CHUNKS = 16
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -159,14 +162,16 @@ def _package(scan: DatasetScan, packages_dir: Path) -> Package:
             return Package(archive, index["size"], index["content_hash"], True, len(scan.files))
     tmp = packages_dir / f".{scan.manifest_key()}.{os.getpid()}.{threading.get_ident()}.partial"
     digest = hashlib.sha256()
+    reader = _ChunkReader(scan.files)
     try:
         with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
             for item in scan.files:
                 info = zipfile.ZipInfo.from_file(item.source, item.arcname)
                 stored = item.source.suffix.lower() in STORED_SUFFIXES
                 info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                with open(item.source, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
-                    shutil.copyfileobj(src, dst, _BUFFER)
+                with zf.open(info, "w", force_zip64=True) as dst:
+                    for chunk in reader.chunks_of(item):
+                        dst.write(chunk)
                 digest.update(f"{item.arcname}\0{info.CRC}\0{info.file_size}\n".encode())
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -174,6 +179,8 @@ def _package(scan: DatasetScan, packages_dir: Path) -> Package:
             f"could not package the dataset: {exc.strerror or exc} ({exc.filename or ''})",
             code="packaging_failed",
         ) from None
+    finally:
+        reader.stop()
     content_hash = digest.hexdigest()
     archive = packages_dir / f"{content_hash}.zip"
     tmp.replace(archive)
@@ -182,6 +189,46 @@ def _package(scan: DatasetScan, packages_dir: Path) -> Package:
         json.dumps({"archive": archive.name, "size": size, "content_hash": content_hash})
     )
     return Package(archive, size, content_hash, False, len(scan.files))
+
+
+class _ChunkReader:
+    """Reads the files in order on a second thread, a bounded queue of chunks ahead of the
+    writer: the disk keeps streaming while the zip checksums and writes (file reads, CRC-32
+    and writes all release the GIL). Memory stays at most `_QUEUED_CHUNKS` × 1 MiB."""
+
+    def __init__(self, files: list[PackedFile]) -> None:
+        self._queue: queue.Queue[bytes | None | OSError] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(files,), daemon=True)
+        self._thread.start()
+
+    def chunks_of(self, item: PackedFile) -> Iterator[bytes]:
+        while True:
+            chunk = self._queue.get()
+            if isinstance(chunk, OSError):
+                raise chunk
+            if chunk is None:  # end of this file
+                return
+            yield chunk
+
+    def stop(self) -> None:
+        self._stopped.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)
+
+    def _read(self, files: list[PackedFile]) -> None:
+        try:
+            for item in files:
+                with open(item.source, "rb", buffering=0) as src:
+                    while not self._stopped.is_set():
+                        chunk = src.read(_BUFFER)
+                        if not chunk:
+                            break
+                        self._queue.put(chunk)
+                self._queue.put(None)
+        except OSError as exc:
+            self._queue.put(exc)
 
 
 def remote_dataloader(
