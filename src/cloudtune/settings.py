@@ -6,6 +6,7 @@ Paths under the home folder are properties, derived when read, so tests can poin
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +34,18 @@ class LocalProviderSettings(BaseModel):
 class TrainerSettings(BaseModel):
     cpu_max_resolution: int = Field(
         default=64, ge=8, description="Images are trained at most at this size without a GPU."
+    )
+
+
+class HardwareSettings(BaseModel):
+    h100_per_hour_usd: Decimal = Field(
+        default=Decimal("5.49"), ge=0, description="One H100 on Replicate ($0.001525/s)."
+    )
+    l40s_per_hour_usd: Decimal = Field(
+        default=Decimal("3.51"), ge=0, description="One L40S on Replicate ($0.000975/s)."
+    )
+    local_per_hour_usd: Decimal = Field(
+        default=Decimal("0"), ge=0, description="What an hour of this machine costs you."
     )
 
 
@@ -82,6 +95,7 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key for secrets at rest (default: a key file in the home folder).",
     )
+    hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
 

@@ -13,7 +13,7 @@ from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
-from cloudtune.api.routes import configs, health, jobs, providers, webhooks
+from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.auth import AuthState, refuse_open_bind_without_admin
 from cloudtune.services.context import Context
@@ -22,9 +22,15 @@ from cloudtune.services.reconciler import Reconciler
 from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings, get_settings
+from cloudtune.store import costs as cost_store
 from cloudtune.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def _job_counts(db: Database) -> dict[tuple[str, str], int]:
+    with db.read() as session:
+        return cost_store.counts_by_status_and_provider(session)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.reconciler = reconciler
         app.state.response_cache = ResponseCache(db, ttl=settings.response_cache_ttl_seconds)
         app.state.auth = AuthState()
+        app.state.metrics = ctx.metrics
+        ctx.metrics.watch_jobs(lambda: _job_counts(db))
         await reconciler.start()
         log.info("cloudtune %s ready on %s", __version__, settings.base_url)
         try:
@@ -64,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, auth_routes, jobs, configs, providers, webhooks):
+    for module in (health, auth_routes, jobs, configs, providers, costs, webhooks):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

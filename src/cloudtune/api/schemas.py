@@ -27,6 +27,9 @@ class SubmitJobBody(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
     publish: dict[str, Any] | None = None
     priority: int = Field(default=0, ge=-100, le=100)
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="Cancel the job when it has cost this much."
+    )
 
 
 class SubmitJobResponse(BaseModel):
@@ -72,6 +75,7 @@ class JobOut(BaseModel):
     price_per_hour_usd: float | None
     estimated_cost_usd: float | None
     cost_usd: float | None
+    max_cost_usd: float | None
     progress: ProgressOut
     error_message: str | None
     output_url: str | None
@@ -218,6 +222,7 @@ def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
         "price_per_hour_usd": _usd(job.price_per_hour_micros),
         "estimated_cost_usd": _usd(job.estimated_cost_micros),
         "cost_usd": _usd(job.billed_cost_micros()),
+        "max_cost_usd": _usd(job.max_cost_micros),
         "progress": job.progress.to_dict(),
         "error_message": job.error_message,
         "output_url": job.output_url,

@@ -129,6 +129,7 @@ class Job:
     price_per_hour_micros: int | None = None
     estimated_cost_micros: int | None = None
     cost_micros: int | None = None
+    max_cost_micros: int | None = None
     progress: Progress = field(default_factory=Progress)
     error_message: str | None = None
     output_url: str | None = None

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.training import TrainingSpec
 
@@ -120,13 +121,6 @@ class RunsInBackground(Protocol):
     async def stop(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class HardwareOffer:
-    profile: str
-    hardware_type: str
-    price_per_hour_micros: int
-
-
 @runtime_checkable
 class Uploads(Protocol):
     """A provider that needs local datasets packaged and uploaded before a submit."""
@@ -140,7 +134,9 @@ class Uploads(Protocol):
 class HasHardwareProfiles(Protocol):
     """A provider with named hardware profiles and prices."""
 
-    def offer(self, profile: str | None) -> HardwareOffer: ...
+    def offer(self, profile: str | None) -> HardwareProfile: ...
+
+    def profiles(self) -> list[HardwareProfile]: ...
 
 
 @runtime_checkable

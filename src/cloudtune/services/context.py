@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
+from cloudtune.domain.jobs import utcnow
+from cloudtune.observability import Metrics
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.tokens import TokenSigner
@@ -27,6 +30,9 @@ class Context:
     # Set by the reconciler: asks it to look at active jobs now rather than at its next tick.
     wake_reconciler: Callable[[], None] = field(default=lambda: None)
     provider_settings: ProviderSettingsStore | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    # The time, injectable so cost periods can be tested.
+    clock: Callable[[], datetime] = field(default=utcnow)
     # Hash of the last log text written per active job, so an unchanged log is not rewritten.
     logs_seen: dict[str, int] = field(default_factory=dict)
 

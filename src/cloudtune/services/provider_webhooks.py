@@ -49,7 +49,11 @@ async def receive(
     if not isinstance(payload, dict):
         raise InvalidInputError("the webhook body is not a JSON object", code="invalid_payload")
     ref, status = provider.parse_webhook(payload)
-    return await ctx.in_thread(_apply, ctx, provider_name, ref, status, headers.get("webhook-id"))
+    result = await ctx.in_thread(
+        _apply, ctx, provider_name, ref, status, headers.get("webhook-id")
+    )
+    ctx.metrics.webhook_events.labels(provider_name, result["status"]).inc()
+    return result
 
 
 def _apply(

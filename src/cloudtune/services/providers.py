@@ -75,16 +75,7 @@ async def billing(ctx: Context, caller: Principal, provider_name: str) -> dict[s
     provider = ctx.providers.get(provider_name)
     profiles = []
     if isinstance(provider, HasHardwareProfiles):
-        from cloudtune.providers.replicate.profiles import PROFILES
-
-        profiles = [
-            {
-                "profile": o.profile,
-                "hardware_type": o.hardware_type,
-                "price_per_hour_usd": o.price_per_hour_micros / 1_000_000,
-            }
-            for o in PROFILES.values()
-        ]
+        profiles = [p.to_dict() for p in provider.profiles()]
     # Replicate's API has no credit-balance endpoint; say so instead of inventing a number.
     return {"balance_usd": None, "balance_available": False, "profiles": profiles}
 

@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cloudtune.domain.costs import micros_to_usd
 from cloudtune.domain.jobs import Job, JobStatus, utcnow
 from cloudtune.errors import ProviderError
 from cloudtune.providers.base import ProviderStatus, Restorable, RestoredJob, RunsInBackground
+from cloudtune.services import costs
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of
 from cloudtune.store import jobs as job_store
@@ -93,6 +95,24 @@ class Reconciler:
             except Exception:  # the loop must survive one bad pass
                 log.exception("reconcile pass failed")
 
+    async def _enforce_cost_caps(self, jobs: list[Job]) -> int:
+        """Cancel jobs whose cost so far reached their `max_cost_usd`, and say why."""
+        cancelled = 0
+        for job, cost in costs.jobs_over_their_cap(self._ctx, jobs):
+            reason = (
+                f"cancelled: cost cap of ${micros_to_usd(job.max_cost_micros):.2f} reached "
+                f"(${micros_to_usd(cost):.2f} spent)"
+            )
+            log.warning("job %s: %s", job.job_id, reason)
+            if job.provider_ref is not None:
+                try:
+                    await self._ctx.providers.get(job.provider).cancel(handle_of(job))
+                except ProviderError:
+                    log.warning("job %s: provider did not take the cancel; next pass", job.job_id)
+                    continue
+            cancelled += await self._ctx.in_thread(_cancel_for_cost, self._ctx, job, reason)
+        return cancelled
+
     def checked_by_webhook(self, job_id: str) -> None:
         """A webhook just told us about this job: the next poll can wait."""
         self._schedule[job_id] = (time.monotonic() + BACKOFF_START, BACKOFF_START)
@@ -117,7 +137,7 @@ class Reconciler:
             for job_id in list(self._schedule):
                 if job_id not in active:
                     del self._schedule[job_id]
-            updated = 0
+            updated = await self._enforce_cost_caps(jobs)
             for job in jobs:
                 if job.provider_ref is None:
                     if utcnow() - job.created_at > ORPHAN_AFTER:
@@ -127,8 +147,10 @@ class Reconciler:
                     provider = self._ctx.providers.get(job.provider)
                     if not self._due(job, provider.poll_with_backoff, raise_errors):
                         continue
-                    status = await provider.status(handle_of(job))
+                    with self._ctx.metrics.provider_calls.labels(job.provider, "status").time():
+                        status = await provider.status(handle_of(job))
                 except ProviderError:
+                    self._ctx.metrics.provider_errors.labels(job.provider, "status").inc()
                     if raise_errors:
                         raise
                     log.warning("job %s: provider %s did not answer", job.job_id, job.provider)
@@ -189,6 +211,14 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
 def _load_active(ctx: Context, provider: str | None) -> list[Job]:
     with ctx.db.read() as session:
         return job_store.list_active_jobs(session, provider=provider)
+
+
+def _cancel_for_cost(ctx: Context, job: Job, reason: str) -> int:
+    with ctx.db.write() as session:
+        change = job_store.switch_job_status(
+            session, job.job_id, JobStatus.CANCELLED, message=reason, error_message=reason
+        )
+    return int(bool(change and change.applied))
 
 
 def _fail_orphan(ctx: Context, job: Job) -> int:

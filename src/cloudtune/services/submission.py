@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from cloudtune.domain.costs import usd_to_micros
+from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import TrainingSpec, build_spec
@@ -23,13 +25,13 @@ from cloudtune.errors import (
     ProviderError,
 )
 from cloudtune.providers.base import (
-    HardwareOffer,
     HasHardwareProfiles,
     JobBundle,
     Provider,
     Uploads,
 )
 from cloudtune.services import configs as config_service
+from cloudtune.services import costs
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import resolve_dataset_paths, summarise
 from cloudtune.services.packaging import DatasetScan, Package, remote_dataloader, scan_datasets
@@ -53,6 +55,7 @@ class SubmitRequest:
     webhook_url: str | None = None
     publish: dict[str, Any] | None = None
     priority: int = 0
+    max_cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class _Prepared:
     provider: Provider
     spec: TrainingSpec
     config_name: str | None
-    offer: HardwareOffer | None = None
+    offer: HardwareProfile | None = None
     scan: DatasetScan | None = None
     package: Package | None = None
 
@@ -87,6 +90,7 @@ async def submit_job(
         if replay is not None:
             return replay
     job = _new_job(ctx, caller, prepared, request)
+    warning = await ctx.in_thread(costs.check_submit, ctx, job.estimated_cost_micros)
     try:
         await ctx.in_thread(_insert, ctx, caller, job, key)
     except IntegrityError:
@@ -108,10 +112,13 @@ async def submit_job(
             )
             if prepared.scan
             else None,
-            hardware_profile=prepared.offer.profile if prepared.offer else None,
+            hardware_profile=prepared.offer.name if prepared.offer else None,
         )
-        handle = await prepared.provider.submit(job, bundle)
+        with ctx.metrics.provider_calls.labels(provider_name, "submit").time():
+            handle = await prepared.provider.submit(job, bundle)
     except Exception as exc:
+        ctx.metrics.submits.labels(provider_name, "failed").inc()
+        ctx.metrics.provider_errors.labels(provider_name, "submit").inc()
         error = exc if isinstance(exc, CloudtuneError) else None
         detail = error.detail if error else f"{type(exc).__name__}: {exc}"
         log.exception("job %s: provider %s refused the submit", job.job_id, provider_name)
@@ -123,12 +130,14 @@ async def submit_job(
     if status.is_terminal:
         # Cancelled while the provider was taking it: take it back from the provider too.
         await prepared.provider.cancel(handle)
+    ctx.metrics.submits.labels(provider_name, "accepted").inc()
     ctx.wake_reconciler()
     return SubmitResult(
         job_id=job.job_id,
         status=status,
         idempotent_hit=False,
         data_uploaded=prepared.package is not None,
+        cost_limit_warning=warning,
         estimated_cost_usd=_usd(job.estimated_cost_micros),
     )
 
@@ -166,14 +175,20 @@ async def preview_job(
         "excluded_files": scan.excluded if scan else [],
         "upload": scan.summary() if scan else [],
         "upload_limit_bytes": limit,
-        "hardware_profile": prepared.offer.profile if prepared.offer else None,
-        "hardware_type": prepared.offer.hardware_type
+        "hardware_profile": prepared.offer.name if prepared.offer else None,
+        "hardware_type": prepared.offer.label
         if prepared.offer
         else prepared.provider.hardware_type(),
         "price_per_hour_usd": _usd(prepared.offer.price_per_hour_micros)
         if prepared.offer
         else 0.0,
-        "estimated_cost_usd": 0.0 if not leaves else None,
+        "estimated_cost_usd": _usd(
+            costs.estimate_micros(
+                ctx, prepared.offer, prepared.spec.model_family, prepared.spec.max_train_steps
+            )[0]
+        )
+        if prepared.offer
+        else None,
         "warnings": [f"{scan.total_bytes} bytes is over the {limit} byte upload limit"]
         if blocked and scan
         else [],
@@ -260,8 +275,13 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
         metadata["tracker_run_name"] = run_name
     local = prepared.provider.job_type == JobType.LOCAL.value
     offer = prepared.offer
+    estimate = None
     if offer:
-        metadata["hardware_profile"] = offer.profile
+        metadata["hardware_profile"] = offer.name
+        estimate, speed = costs.estimate_micros(
+            ctx, offer, spec.model_family, spec.max_train_steps
+        )
+        metadata["estimate_steps_per_second"] = round(speed, 4)
     return Job(
         job_id=prepared.job_id,
         job_type=JobType(prepared.provider.job_type),
@@ -272,10 +292,13 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
         tracker_run_name=run_name,
         user_id=caller.user_id,
         priority=request.priority,
-        hardware_type=offer.hardware_type if offer else prepared.provider.hardware_type(),
-        hardware_profile=offer.profile if offer else request.hardware_profile or "local",
+        hardware_type=offer.label if offer else prepared.provider.hardware_type(),
+        hardware_profile=offer.name if offer else request.hardware_profile or "local",
         price_per_hour_micros=offer.price_per_hour_micros if offer else 0 if local else None,
-        estimated_cost_micros=0 if local else None,
+        estimated_cost_micros=estimate,
+        max_cost_micros=usd_to_micros(request.max_cost_usd)
+        if request.max_cost_usd is not None
+        else None,
         output_url=spec.get("output_dir") if local else None,
         metadata=metadata,
         config_snapshot={

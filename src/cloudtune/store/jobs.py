@@ -62,10 +62,17 @@ def insert_job(session: Session, job: Job) -> None:
             priority=job.priority,
             created_at=job.created_at,
             updated_at=job.created_at,
+            queued_at=job.queued_at,
+            started_at=job.started_at,
+            completed_at=job.completed_at,
+            cost_micros=job.cost_micros,
+            error_message=job.error_message,
+            provider_ref=job.provider_ref,
             hardware_type=job.hardware_type,
             hardware_profile=job.hardware_profile,
             price_per_hour_micros=job.price_per_hour_micros,
             estimated_cost_micros=job.estimated_cost_micros,
+            max_cost_micros=job.max_cost_micros,
             progress=job.progress.to_dict(),
             output_url=job.output_url,
             outputs=job.outputs,
@@ -203,6 +210,10 @@ def switch_job_status(
         if job.started_at is None and started_at is not None:
             values["started_at"] = started_at
         values["completed_at"] = completed_at or now
+        if job.cost_micros is None and (extra or {}).get("cost_micros") is None:
+            # The final bill: price snapshot × seconds run, frozen with the job.
+            job.started_at = values.get("started_at", job.started_at)
+            values["cost_micros"] = job.billed_cost_micros(values["completed_at"])
     if error_message is not None:
         values["error_message"] = error_message
     if extra:
@@ -329,6 +340,7 @@ def _to_job(row: Any) -> Job:
         price_per_hour_micros=row["price_per_hour_micros"],
         estimated_cost_micros=row["estimated_cost_micros"],
         cost_micros=row["cost_micros"],
+        max_cost_micros=row["max_cost_micros"],
         progress=Progress.from_dict(row["progress"]),
         error_message=row["error_message"],
         output_url=row["output_url"],

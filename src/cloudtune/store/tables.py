@@ -82,6 +82,7 @@ class JobModel(Base):
     config_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     provider_ref: Mapped[str | None] = mapped_column(String(255))
     provider_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    max_cost_micros: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_jobs_created_at_job_id", "created_at", "job_id"),
@@ -219,3 +220,14 @@ class JobLogModel(Base):
     )
     text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CostLimitModel(Base):
+    __tablename__ = "cost_limits"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    limit_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    period: Mapped[str] = mapped_column(String(16), default="monthly")
+    action: Mapped[str] = mapped_column(String(16), default="warn")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

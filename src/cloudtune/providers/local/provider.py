@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloudtune.domain.costs import usd_to_micros
+from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.training import TrainingSpec
 from cloudtune.errors import InvalidInputError
@@ -103,6 +105,34 @@ class LocalProvider:
 
     def hardware_type(self) -> str | None:
         return detect_hardware().describe()
+
+    def profiles(self) -> list[HardwareProfile]:
+        hardware = detect_hardware()
+        price = usd_to_micros(self._settings.hardware.local_per_hour_usd)
+        if hardware.gpu_count:
+            return [
+                HardwareProfile(
+                    "local-gpu",
+                    self.name,
+                    hardware.gpu_names[0],
+                    hardware.gpu_count,
+                    None,
+                    price,
+                    20.0,
+                )
+            ]
+        # The reference trainer makes about 10 steps a second at 64 px on two cores.
+        return [HardwareProfile("cpu", self.name, None, 0, None, price, 5.0)]
+
+    def offer(self, profile: str | None) -> HardwareProfile:
+        mine = self.profiles()[0]
+        if profile not in (None, "", "local", mine.name):
+            raise InvalidInputError(
+                f"the local provider runs on '{mine.name}' ({mine.label}); "
+                f"hardware_profile '{profile}' is not available here",
+                code="invalid_hardware_profile",
+            )
+        return mine
 
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
         run_dir = self._runs_dir / job.job_id

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.training import TrainingSpec
 from cloudtune.errors import (
@@ -17,7 +18,6 @@ from cloudtune.errors import (
     ProviderUnavailableError,
 )
 from cloudtune.providers.base import (
-    HardwareOffer,
     JobBundle,
     ProviderAccount,
     ProviderHandle,
@@ -32,7 +32,7 @@ from cloudtune.providers.replicate.client import (
     ReplicateError,
     UncertainCreateError,
 )
-from cloudtune.providers.replicate.profiles import PROFILES, normalise_profile
+from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
 from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,12 @@ class ReplicateProvider:
     def hardware_type(self) -> str | None:
         return None
 
-    def offer(self, profile: str | None) -> HardwareOffer:
+    def offer(self, profile: str | None) -> HardwareProfile:
         default = self._config.config(self.name).get("default_hardware_profile") or "h100"
-        return PROFILES[normalise_profile(profile, default)]
+        return replicate_profiles(self._settings)[normalise_profile(profile, default)]
+
+    def profiles(self) -> list[HardwareProfile]:
+        return list(replicate_profiles(self._settings).values())
 
     async def upload(self, job: Job, archive: Path) -> str:
         try:
@@ -103,7 +106,7 @@ class ReplicateProvider:
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
         config = self._config.config(self.name)
         offer = self.offer(bundle.hardware_profile)
-        model = f"{config.get('model') or 'simpletuner/advanced-trainer'}-{offer.profile}"
+        model = f"{config.get('model') or 'simpletuner/advanced-trainer'}-{offer.name}"
         client = self._api()
         try:
             version = config.get("version") or await client.latest_version(model)
@@ -120,7 +123,7 @@ class ReplicateProvider:
         prediction = await self._create_once(client, job.job_id, body)
         return ProviderHandle(
             ref=str(prediction["id"]),
-            data={"model": model, "hardware_profile": offer.profile},
+            data={"model": model, "hardware_profile": offer.name},
         )
 
     async def status(self, handle: ProviderHandle) -> ProviderStatus:
@@ -202,7 +205,7 @@ class ReplicateProvider:
 
     async def versions(self, profile: str | None) -> list[dict[str, Any]]:
         base = self._config.config(self.name).get("model") or "simpletuner/advanced-trainer"
-        model = f"{base}-{self.offer(profile).profile}"
+        model = f"{base}-{self.offer(profile).name}"
         try:
             return await self._api().versions(model)
         except ReplicateError as exc:

@@ -1,0 +1,49 @@
+"""Money and spending periods. Money is integer micro-dollars; no float arithmetic."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+MICROS_PER_USD = 1_000_000
+
+
+def usd_to_micros(value: Decimal | float | int | str) -> int:
+    return int((Decimal(str(value)) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+def micros_to_usd(micros: int | None) -> float | None:
+    """For JSON only: rounded to the micro-dollar."""
+    return None if micros is None else float(Decimal(micros) / MICROS_PER_USD)
+
+
+def cost_micros(price_per_hour_micros: int, seconds: float | Decimal) -> int:
+    """price × billed seconds, rounded to the micro-dollar."""
+    exact = Decimal(price_per_hour_micros) * Decimal(str(seconds)) / Decimal(3600)
+    return int(exact.to_integral_value(ROUND_HALF_UP))
+
+
+class Period(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+def period_start(period: Period, now: datetime) -> datetime:
+    """Calendar-aligned in UTC: today 00:00, Monday 00:00, or the 1st 00:00."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == Period.DAILY:
+        return midnight
+    if period == Period.WEEKLY:
+        return midnight - timedelta(days=midnight.weekday())
+    return midnight.replace(day=1)
+
+
+def period_end(period: Period, now: datetime) -> datetime:
+    start = period_start(period, now)
+    if period == Period.DAILY:
+        return start + timedelta(days=1)
+    if period == Period.WEEKLY:
+        return start + timedelta(days=7)
+    return (start + timedelta(days=32)).replace(day=1)

@@ -1,0 +1,51 @@
+"""Hardware profiles: GPU type, count, VRAM and price per hour. Multi-GPU profiles multiply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HardwareProfile:
+    name: str
+    provider: str
+    gpu_type: str | None
+    gpu_count: int
+    vram_gb: int | None
+    price_per_hour_micros: int
+    # Training speed assumed until finished jobs of this profile teach a better figure.
+    default_steps_per_second: float
+
+    @property
+    def label(self) -> str:
+        if self.gpu_type is None:
+            return "CPU"
+        return self.gpu_type if self.gpu_count == 1 else f"{self.gpu_count}x {self.gpu_type}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "hardware_type": self.label,
+            "gpu_type": self.gpu_type,
+            "gpu_count": self.gpu_count,
+            "vram_gb": self.vram_gb,
+            "price_per_hour_usd": self.price_per_hour_micros / 1_000_000,
+            "default_steps_per_second": self.default_steps_per_second,
+        }
+
+
+def cloud_profiles(
+    *, h100_hourly_micros: int, l40s_hourly_micros: int, provider: str = "replicate"
+) -> dict[str, HardwareProfile]:
+    profiles: dict[str, HardwareProfile] = {}
+    for gpu, label, vram, hourly, speed in (
+        ("h100", "H100", 80, h100_hourly_micros, 1.0),
+        ("l40s", "L40S", 48, l40s_hourly_micros, 0.5),
+    ):
+        for count in (1, 2, 4, 8):
+            name = gpu if count == 1 else f"{gpu}-x{count}"
+            profiles[name] = HardwareProfile(
+                name, provider, label, count, vram, hourly * count, speed * count
+            )
+    return profiles
