@@ -77,6 +77,8 @@ class _Prepared:
     offer: HardwareProfile | None = None
     scan: DatasetScan | None = None
     package: Package | None = None
+    estimate_micros: int | None = None
+    steps_per_second: float | None = None
 
 
 async def submit_job(
@@ -182,13 +184,7 @@ async def preview_job(
         "price_per_hour_usd": _usd(prepared.offer.price_per_hour_micros)
         if prepared.offer
         else 0.0,
-        "estimated_cost_usd": _usd(
-            costs.estimate_micros(
-                ctx, prepared.offer, prepared.spec.model_family, prepared.spec.max_train_steps
-            )[0]
-        )
-        if prepared.offer
-        else None,
+        "estimated_cost_usd": _usd(prepared.estimate_micros),
         "warnings": [f"{scan.total_bytes} bytes is over the {limit} byte upload limit"]
         if blocked and scan
         else [],
@@ -242,6 +238,11 @@ def _prepare(
             package = package_datasets(scan, ctx.settings.packages_dir)
             if package.size > limit:
                 raise _too_large("the dataset archive", package.size, limit)
+    estimate = speed = None
+    if offer is not None:
+        estimate, speed = costs.estimate_micros(
+            ctx, offer, spec.model_family, spec.max_train_steps
+        )
     return _Prepared(
         job_id=job_id,
         provider=provider,
@@ -250,6 +251,8 @@ def _prepare(
         offer=offer,
         scan=scan,
         package=package,
+        estimate_micros=estimate,
+        steps_per_second=speed,
     )
 
 
@@ -275,13 +278,10 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
         metadata["tracker_run_name"] = run_name
     local = prepared.provider.job_type == JobType.LOCAL.value
     offer = prepared.offer
-    estimate = None
     if offer:
         metadata["hardware_profile"] = offer.name
-        estimate, speed = costs.estimate_micros(
-            ctx, offer, spec.model_family, spec.max_train_steps
-        )
-        metadata["estimate_steps_per_second"] = round(speed, 4)
+    if prepared.steps_per_second is not None:
+        metadata["estimate_steps_per_second"] = round(prepared.steps_per_second, 4)
     return Job(
         job_id=prepared.job_id,
         job_type=JobType(prepared.provider.job_type),
@@ -295,7 +295,7 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
         hardware_type=offer.label if offer else prepared.provider.hardware_type(),
         hardware_profile=offer.name if offer else request.hardware_profile or "local",
         price_per_hour_micros=offer.price_per_hour_micros if offer else 0 if local else None,
-        estimated_cost_micros=estimate,
+        estimated_cost_micros=prepared.estimate_micros,
         max_cost_micros=usd_to_micros(request.max_cost_usd)
         if request.max_cost_usd is not None
         else None,
