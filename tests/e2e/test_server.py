@@ -154,13 +154,21 @@ def _trainer_pid(server: ServerProcess, job_id: str) -> int:
     raise AssertionError("the job never reported a trainer pid")
 
 
-def test_a_sigkilled_server_re_adopts_its_running_trainer(
-    server: ServerProcess, dataset: Path, tmp_path: Path
-) -> None:
-    body = job_body(dataset, tmp_path / "output", steps=100000)
+def _kill_server_during_a_job(
+    server: ServerProcess, dataset: Path, output: Path
+) -> tuple[str, int]:
+    """Submit a long job, wait for its trainer, SIGKILL the server: (job id, trainer pid)."""
+    body = job_body(dataset, output, steps=100000)
     job_id = server.post("/api/cloud/jobs/submit", json=body).json()["job_id"]
     pid = _trainer_pid(server, job_id)
     server.kill()
+    return job_id, pid
+
+
+def test_a_sigkilled_server_re_adopts_its_running_trainer(
+    server: ServerProcess, dataset: Path, tmp_path: Path
+) -> None:
+    job_id, pid = _kill_server_during_a_job(server, dataset, tmp_path / "output")
     assert psutil.pid_exists(pid), "the trainer must survive its server"
 
     server.start()
@@ -178,10 +186,7 @@ def test_a_sigkilled_server_re_adopts_its_running_trainer(
 def test_a_trainer_that_died_with_its_server_is_failed_with_a_reason(
     server: ServerProcess, dataset: Path, tmp_path: Path
 ) -> None:
-    body = job_body(dataset, tmp_path / "output", steps=100000)
-    job_id = server.post("/api/cloud/jobs/submit", json=body).json()["job_id"]
-    pid = _trainer_pid(server, job_id)
-    server.kill()
+    job_id, pid = _kill_server_during_a_job(server, dataset, tmp_path / "output")
     os.killpg(pid, signal.SIGKILL)
     wait_until_gone(pid, "the killed trainer is still there")
 

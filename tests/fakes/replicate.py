@@ -328,16 +328,20 @@ class FakeReplicate:
         )
 
     async def get_prediction(self, request: Request) -> Response:
-        refused = await self._gate(request)
-        if refused:
-            return refused
-        prediction = self.predictions.get(request.path_params["pid"])
-        if prediction is None:
-            return problem(404, "Not found.")
-        self._advance(prediction)
-        return JSONResponse(prediction.to_json(self.base_url))
+        found = await self._prediction(request)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse(found.to_json(self.base_url))
 
     async def cancel_prediction(self, request: Request) -> Response:
+        found = await self._prediction(request)
+        if isinstance(found, Response):
+            return found
+        if found.status not in TERMINAL:
+            self._finish(found, "canceled")
+        return JSONResponse(found.to_json(self.base_url))
+
+    async def _prediction(self, request: Request) -> FakePrediction | Response:
         refused = await self._gate(request)
         if refused:
             return refused
@@ -345,9 +349,7 @@ class FakeReplicate:
         if prediction is None:
             return problem(404, "Not found.")
         self._advance(prediction)
-        if prediction.status not in TERMINAL:
-            self._finish(prediction, "canceled")
-        return JSONResponse(prediction.to_json(self.base_url))
+        return prediction
 
     # -- time passing ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from cloudtune.trainer.reference.data import collect_samples, load_images, save_
 from cloudtune.trainer.reference.model import add_lora, build_base_model, lora_state_dict
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
+REPORT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ def train(run_dir: Path) -> list[str]:
     losses: list[float] = []
     started = time.monotonic()
     report_every = max(1, config.max_train_steps // 100)
+    last_report = started
     epoch_size = max(1, math.ceil(len(samples) / config.batch_size))
     for step in range(1, config.max_train_steps + 1):
         for group in optimizer.param_groups:
@@ -124,7 +126,10 @@ def train(run_dir: Path) -> list[str]:
 
         elapsed = time.monotonic() - started
         eta = elapsed / step * (config.max_train_steps - step)
-        if step % report_every == 0 or step == config.max_train_steps:
+        # Every 1 % of the run, and at least every REPORT_SECONDS on long runs.
+        due = time.monotonic() - last_report >= REPORT_SECONDS
+        if step % report_every == 0 or step == config.max_train_steps or due:
+            last_report = time.monotonic()
             print(
                 f"step {step}/{config.max_train_steps} loss {losses[-1]:.4f} "
                 f"lr {lr_at(step):.2e} eta {eta:.1f}s",
