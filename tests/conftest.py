@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
@@ -20,6 +23,18 @@ from cloudtune.domain.jobs import JobStatus
 from cloudtune.settings import LocalProviderSettings, Settings
 from cloudtune.store.db import Database
 from tests.pg import PostgresCluster
+
+
+@pytest.fixture(autouse=True)
+def _no_trainer_left_behind(tmp_path: Path) -> Iterator[None]:
+    """Trainers outlive their server by design (re-adoption); a test, failed or not, must not
+    leave its own running."""
+    yield
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if "cloudtune.trainer.launch" in cmdline and any(str(tmp_path) in a for a in cmdline):
+            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")
