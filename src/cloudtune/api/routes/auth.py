@@ -85,24 +85,20 @@ def _start_session(
 ) -> dict[str, Any]:
     secure = request.url.scheme == "https"
     max_age = int((result.expires_at - auth.utcnow()).total_seconds())
-    response.set_cookie(
-        SESSION_COOKIE,
-        result.token,
-        max_age=max_age,
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
-    response.set_cookie(
-        CSRF_COOKIE,
-        result.csrf_token,
-        max_age=max_age,
-        httponly=False,
-        samesite="lax",
-        secure=secure,
-        path="/",
-    )
+    # The session cookie is HttpOnly; the CSRF cookie is meant to be read by our own pages.
+    for name, value, http_only in (
+        (SESSION_COOKIE, result.token, True),
+        (CSRF_COOKIE, result.csrf_token, False),
+    ):
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            httponly=http_only,
+            samesite="lax",
+            secure=secure,
+            path="/",
+        )
     return {
         "success": True,
         "token": result.token,
