@@ -131,6 +131,15 @@ class TestListing:
         assert len(cloud) == 2 and all(j.provider == "replicate" for j in cloud)
         assert len(queued) == 2
 
+    def test_a_page_and_its_total_agree_for_the_local_owner(self, db: Database) -> None:
+        create_jobs(db, 2)  # no user: made in no-users mode
+        create_jobs(db, 3, user_id="u1")
+        mine = job_store.JobFilter(user_id=None, only_user=True)
+        with db.read() as session:
+            page = job_store.list_jobs(session, mine, limit=50, offset=0)
+            total = job_store.count_jobs(session, mine)
+        assert len(page) == total == 2 and all(j.user_id is None for j in page)
+
 
 class TestIdempotencyKeys:
     def test_a_taken_key_raises_and_leaves_no_job(self, db: Database) -> None:

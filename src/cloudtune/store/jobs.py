@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -137,8 +137,7 @@ def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job |
 
 
 def list_jobs(session: Session, flt: JobFilter, *, limit: int, offset: int) -> list[Job]:
-    query = select(*_LIST_COLUMNS)
-    query = _apply_filter(query, flt)
+    query = select(*_LIST_COLUMNS).where(*_filter_conditions(_jobs, flt))
     query = query.order_by(_jobs.c.created_at.desc(), _jobs.c.job_id.desc())
     query = query.limit(limit).offset(offset)
     return [_to_job(row) for row in session.execute(query).mappings()]
@@ -147,14 +146,7 @@ def list_jobs(session: Session, flt: JobFilter, *, limit: int, offset: int) -> l
 def count_jobs(session: Session, flt: JobFilter) -> int:
     counts = JobCountModel.__table__
     query = select(func.coalesce(func.sum(counts.c.count), 0))
-    if flt.statuses:
-        query = query.where(counts.c.status.in_([s.value for s in flt.statuses]))
-    if flt.provider:
-        query = query.where(counts.c.provider == flt.provider)
-    if flt.job_type:
-        query = query.where(counts.c.job_type == flt.job_type.value)
-    if flt.only_user:
-        query = query.where(counts.c.user_key == user_key(flt.user_id))
+    query = query.where(*_filter_conditions(counts, flt))
     return int(session.scalar(query) or 0)
 
 
@@ -285,16 +277,23 @@ def list_events(session: Session, job_id: str) -> list[JobEventModel]:
     )
 
 
-def _apply_filter(query: Any, flt: JobFilter) -> Any:
+def _filter_conditions(table: Table, flt: JobFilter) -> list[ColumnElement[bool]]:
+    """One filter for the jobs table and for its running counts, so a page and its `total`
+    always agree."""
+    conditions: list[ColumnElement[bool]] = []
     if flt.statuses:
-        query = query.where(_jobs.c.status.in_([s.value for s in flt.statuses]))
+        conditions.append(table.c.status.in_([s.value for s in flt.statuses]))
     if flt.provider:
-        query = query.where(_jobs.c.provider == flt.provider)
+        conditions.append(table.c.provider == flt.provider)
     if flt.job_type:
-        query = query.where(_jobs.c.job_type == flt.job_type.value)
+        conditions.append(table.c.job_type == flt.job_type.value)
     if flt.only_user:
-        query = query.where(_jobs.c.user_id == flt.user_id)
-    return query
+        if table is _jobs:
+            owner = table.c.user_id
+            conditions.append(owner.is_(None) if flt.user_id is None else owner == flt.user_id)
+        else:
+            conditions.append(table.c.user_key == user_key(flt.user_id))
+    return conditions
 
 
 def _bump_count(
