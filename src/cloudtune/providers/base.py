@@ -153,3 +153,11 @@ class Forgettable(Protocol):
     """A provider that keeps files for a job and removes them when the job is deleted."""
 
     def forget(self, handle: ProviderHandle) -> None: ...
+
+
+def tail_lines(text: str, tail: int | None) -> str:
+    """The last `tail` lines of a log (all of it for None, nothing for 0), newline-ended."""
+    if tail is None:
+        return text
+    lines = text.splitlines()[-tail:] if tail > 0 else []
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -9,7 +9,7 @@ from typing import Any
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
-from cloudtune.providers.base import Forgettable, HasLogFile, ProviderHandle
+from cloudtune.providers.base import Forgettable, HasLogFile, ProviderHandle, tail_lines
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
 from cloudtune.store import providers as provider_store
@@ -108,20 +108,13 @@ async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | Non
         # Remote logs are copied into the database as they arrive: they outlive the provider's.
         stored = await ctx.in_thread(_stored_logs, ctx, job_id)
         if stored is not None:
-            return _tail(stored, tail)
+            return tail_lines(stored, tail)
     return await provider.logs(handle_of(job), tail)
 
 
 def _stored_logs(ctx: Context, job_id: str) -> str | None:
     with ctx.db.read() as session:
         return provider_store.get_logs(session, job_id)
-
-
-def _tail(text: str, tail: int | None) -> str:
-    if tail is None:
-        return text
-    lines = text.splitlines()
-    return "\n".join(lines[-tail:]) + ("\n" if lines and tail else "")
 
 
 async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:

@@ -31,6 +31,7 @@ from cloudtune.providers.base import (
     ProviderHandle,
     ProviderStatus,
     RestoredJob,
+    tail_lines,
 )
 from cloudtune.providers.local import processes
 from cloudtune.providers.local.hardware import detect_hardware
@@ -411,10 +412,7 @@ def _read_log(path: Path, tail: int | None) -> str:
     text = data.decode("utf-8", errors="replace")
     if size > _LOG_READ_LIMIT:
         text = text.split("\n", 1)[-1]
-    if tail is not None:
-        lines = text.splitlines()
-        text = "\n".join(lines[-tail:]) + ("\n" if lines and tail > 0 else "")
-    return text
+    return tail_lines(text, tail)
 
 
 def _last_error_line(path: Path) -> str | None:

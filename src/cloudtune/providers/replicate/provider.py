@@ -22,6 +22,7 @@ from cloudtune.providers.base import (
     ProviderAccount,
     ProviderHandle,
     ProviderStatus,
+    tail_lines,
 )
 from cloudtune.providers.registry import ProviderConfig
 from cloudtune.providers.replicate.breaker import CircuitBreaker
@@ -149,10 +150,7 @@ class ReplicateProvider:
             text = str((await self._api().get_prediction(handle.ref)).get("logs") or "")
         except ReplicateError as exc:
             raise _provider_error("logs", exc) from None
-        if tail is not None:
-            lines = text.splitlines()
-            return "\n".join(lines[-tail:]) + ("\n" if lines and tail else "")
-        return text
+        return tail_lines(text, tail)
 
     async def validate(self) -> ProviderAccount:
         try:
