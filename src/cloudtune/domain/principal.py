@@ -29,38 +29,24 @@ ALL_PERMISSIONS = frozenset(
 )
 
 
+_RESEARCHER = frozenset(
+    {
+        "job.submit",
+        "job.view.own",
+        "job.cancel.own",
+        "job.delete.own",
+        "config.view",
+        "config.edit",
+        "api.keys.own",
+        "storage.read",
+        "storage.write",
+    }
+)
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"job.view.own", "config.view", "api.keys.own", "storage.read"}),
-    "researcher": frozenset(
-        {
-            "job.submit",
-            "job.view.own",
-            "job.cancel.own",
-            "job.delete.own",
-            "config.view",
-            "config.edit",
-            "api.keys.own",
-            "storage.read",
-            "storage.write",
-        }
-    ),
-    "lead": frozenset(
-        {
-            "job.submit",
-            "job.view.own",
-            "job.view.all",
-            "job.cancel.own",
-            "job.cancel.all",
-            "job.delete.own",
-            "job.delete.all",
-            "config.view",
-            "config.edit",
-            "cost.manage",
-            "api.keys.own",
-            "storage.read",
-            "storage.write",
-        }
-    ),
+    "researcher": _RESEARCHER,
+    # A lead is a researcher who also sees and manages everyone's jobs and the costs.
+    "lead": _RESEARCHER | {"job.view.all", "job.cancel.all", "job.delete.all", "cost.manage"},
     "admin": ALL_PERMISSIONS,
 }
 ROLES = tuple(ROLE_PERMISSIONS)
