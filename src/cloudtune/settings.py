@@ -6,12 +6,20 @@ Paths under the home folder are properties, derived when read, so tests can poin
 
 from __future__ import annotations
 
+import json
+import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists from the environment are written as people write PATH-like variables:
+# `CLOUDTUNE_DATA_ROOTS=/data/a,/data/b` (commas or the OS path separator), or a JSON array.
+CommaList = Annotated[list[str] | None, NoDecode]
 
 
 class LocalProviderSettings(BaseModel):
@@ -95,9 +103,59 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key for secrets at rest (default: a key file in the home folder).",
     )
+    # -- security (docs/security.md) --------------------------------------------------------
+    data_roots: CommaList = Field(
+        default=None,
+        description="Folders datasets and local model files may be read from. Default: the OS "
+        "user's home folder with no users; <home>/datasets once users exist.",
+    )
+    output_root: Path | None = Field(
+        default=None,
+        description="Folder job outputs are written under (default <home>/outputs); a "
+        "non-admin writes only under <output_root>/<username>/.",
+    )
+    max_dataset_files: int = Field(
+        default=200_000, ge=1, description="A dataset with more files than this is refused."
+    )
+    allowed_hosts: CommaList = Field(
+        default=None,
+        description="Host header values the server answers (default: the bind address, "
+        "localhost, 127.0.0.1 and ::1); '*' allows any.",
+    )
+    trusted_proxies: CommaList = Field(
+        default=None,
+        description="Addresses (or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto "
+        "headers are believed; none by default.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may read GET /metrics without a user (for a scraper).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body of a JSON route."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest time a client may take to send a request body.",
+    )
+    json_max_depth: int = Field(
+        default=64, ge=4, le=256, description="Deepest nesting accepted in a config document."
+    )
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+
+    @field_validator("data_roots", "allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        separators = text.replace(os.pathsep, ",") if os.pathsep != "," else text
+        return [part.strip() for part in separators.split(",") if part.strip()]
 
     @property
     def resolved_database_url(self) -> str:
@@ -117,7 +175,12 @@ class Settings(BaseSettings):
 
     @property
     def outputs_dir(self) -> Path:
-        return self.home / "outputs"
+        return self.output_root or self.home / "outputs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Default data root once users exist."""
+        return self.home / "datasets"
 
     @property
     def base_url(self) -> str:
@@ -129,7 +192,10 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
     def ensure_folders(self) -> None:
-        for folder in (self.home, self.configs_dir, self.runs_dir, self.outputs_dir):
+        """The home folder holds the database, keys and run secrets: only its owner may enter."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        for folder in (self.configs_dir, self.runs_dir, self.outputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
 

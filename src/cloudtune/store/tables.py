@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Float,
     Integer,
     MetaData,
     String,
@@ -231,3 +232,42 @@ class CostLimitModel(Base):
     period: Mapped[str] = mapped_column(String(16), default="monthly")
     action: Mapped[str] = mapped_column(String(16), default="warn")
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginBudgetModel(Base):
+    """A token bucket per login account and per peer address, held by the database so that
+    every replica spends from the same budget. A login attempt takes a token before the
+    password is checked (`store.users.take_login_token`)."""
+
+    __tablename__ = "login_budgets"
+
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    # Seconds since the epoch (a float, so the refill is plain arithmetic on every dialect).
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class NamedConfigModel(Base):
+    """Who owns a named config, and its secrets (Fernet ciphertext of a JSON object). The
+    config's other values live in SimpleTuner's folder layout on disk."""
+
+    __tablename__ = "named_configs"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # NULL: the local admin's (made with no users, or a folder dropped in by hand).
+    owner_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobSecretModel(Base):
+    """A job's secrets (hub token, S3 keys): Fernet ciphertext of a JSON object, handed to the
+    trainer in its environment, never written to its run folder."""
+
+    __tablename__ = "job_secrets"
+
+    job_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    ciphertext: Mapped[str] = mapped_column(Text)
