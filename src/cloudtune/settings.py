@@ -11,7 +11,6 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator

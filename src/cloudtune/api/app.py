@@ -11,11 +11,13 @@ from fastapi.responses import RedirectResponse
 
 from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
+from cloudtune.api.guards import HostGuard, ProxyHeaders, parse_networks
+from cloudtune.api.limits import BodyLimit
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
 from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
 from cloudtune.providers.registry import ProviderRegistry
-from cloudtune.services.auth import AuthState, refuse_open_bind_without_admin
+from cloudtune.services.auth import announce_setup_token, refuse_open_bind_without_admin
 from cloudtune.services.context import Context
 from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.reconciler import Reconciler
@@ -42,22 +44,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.resolved_database_url)
         db.migrate()
         refuse_open_bind_without_admin(settings, db)
-        provider_settings = ProviderSettingsStore(settings, db, SecretBox.from_settings(settings))
+        secret_box = SecretBox.from_settings(settings)
+        provider_settings = ProviderSettingsStore(settings, db, secret_box)
         ctx = Context(
             settings=settings,
             db=db,
             providers=ProviderRegistry(settings, config=provider_settings),
             tokens=TokenSigner.from_home(settings.home),
             provider_settings=provider_settings,
+            secret_box=secret_box,
         )
         reconciler = Reconciler(ctx)
         app.state.ctx = ctx
         app.state.reconciler = reconciler
         app.state.response_cache = ResponseCache(db, ttl=settings.response_cache_ttl_seconds)
-        app.state.auth = AuthState()
         app.state.metrics = ctx.metrics
         ctx.metrics.watch_jobs(lambda: _job_counts(db))
         await reconciler.start()
+        await ctx.in_thread(announce_setup_token, ctx)
         log.info("cloudtune %s ready on %s", __version__, settings.base_url)
         try:
             yield
@@ -72,6 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # The last added runs first: Host/Origin, then the client address, then the body limit,
+    # all before routing and authentication.
+    parse_networks(settings.trusted_proxies or ())  # a bad entry stops start-up, not a request
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(ProxyHeaders, settings=settings)
+    app.add_middleware(HostGuard, settings=settings)
     for module in (health, auth_routes, jobs, configs, providers, costs, webhooks):
         app.include_router(module.router)
 

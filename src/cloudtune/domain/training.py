@@ -6,6 +6,8 @@ because that is what SimpleTuner's own config files use.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +77,11 @@ class TrainingSpec:
         ]
 
 
-def build_spec(config: Any, dataloader: Any) -> TrainingSpec:
+def build_spec(config: Any, dataloader: Any, *, max_depth: int = 64) -> TrainingSpec:
     if not isinstance(config, dict) or not config:
         raise InvalidInputError("config must be a non-empty JSON object", code="invalid_config")
+    check_depth("config", config, max_depth)
+    check_depth("dataloader_config", dataloader, max_depth)
     normalised = normalise_config(config)
     for name, kind, low, high in _NUMERIC_ARGS:
         key = f"--{name}"
@@ -151,3 +155,152 @@ def _check_dataset_entry(index: int, entry: Any) -> None:
             "instanceprompt, parquet, csv, huggingface",
             code="invalid_dataset",
         )
+
+
+def check_depth(what: str, value: Any, max_depth: int) -> None:
+    """Refuse documents nested deeper than `max_depth`: deep nesting breaks serialisers and
+    recursive code later (a job that could be written but never read back). Iterative, so the
+    check itself cannot overflow the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise InvalidInputError(
+                    f"{what} is nested more than {max_depth} levels deep", code="invalid_config"
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+_SECRET_WORDS = frozenset(
+    {"token", "secret", "password", "passwd", "credential", "credentials", "auth", "apikey"}
+)
+
+
+def looks_secret(key: Any) -> bool:
+    """Whether a config key names a secret: hub_token, aws_secret_access_key, api_key,
+    webhook auth, any `*_key`..."""
+    name = arg_name(str(key)).lower()
+    words = set(re.split(r"[^a-z0-9]+", name))
+    return bool(words & _SECRET_WORDS) or name == "key" or name.endswith(("_key", "-key"))
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy with every secret's value shown as `***`."""
+    if isinstance(value, dict):
+        return {k: "***" if looks_secret(k) and v else mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+# Where a secret sat: ("config" | "dataloader", then keys and list indexes down to it).
+SecretPath = tuple[str | int, ...]
+MASK = "***"
+
+
+def split_secrets(
+    config: dict[str, Any], dataloader: list[Any]
+) -> tuple[dict[str, Any], list[Any], list[tuple[SecretPath, Any]]]:
+    """Copies of config and dataloader without their secrets, and the secrets with where they
+    sat, so that files on disk never hold them and `merge_secrets` can put them back."""
+    found: list[tuple[SecretPath, Any]] = []
+    public_config = _without_secrets(config, ("config",), found)
+    public_dataloader = _without_secrets(dataloader, ("dataloader",), found)
+    return public_config, public_dataloader, found
+
+
+def _without_secrets(value: Any, where: SecretPath, found: list[tuple[SecretPath, Any]]) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if looks_secret(key) and item not in (None, "", MASK) and not isinstance(item, bool):
+                found.append(((*where, key), item))
+            else:
+                out[key] = _without_secrets(item, (*where, key), found)
+        return out
+    if isinstance(value, list):
+        return [_without_secrets(item, (*where, i), found) for i, item in enumerate(value)]
+    return value
+
+
+def merge_secrets(
+    config: dict[str, Any], dataloader: list[Any], secrets: list[tuple[SecretPath, Any]]
+) -> None:
+    """Put secrets back where `split_secrets` found them (in place); a secret whose place no
+    longer exists is dropped."""
+    roots: dict[str, Any] = {"config": config, "dataloader": dataloader}
+    for path, value in secrets:
+        if not path or path[0] not in roots:
+            continue
+        node = roots[str(path[0])]
+        for step in path[1:-1]:
+            node = _child(node, step)
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node[path[-1]] = value
+        elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+            node[path[-1]] = value
+
+
+def _child(node: Any, step: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(step)
+    if isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+        return node[step]
+    return None
+
+
+# -- paths ---------------------------------------------------------------------------------
+
+# Keys whose values a trainer writes to. Everything else path-like is read.
+_WRITE_KEYS = frozenset({"output_dir", "logging_dir", "cache_dir"})
+_PATH_SUFFIXES = ("_dir", "_path", "_file", "_folder", "_library", "_name_or_path")
+
+
+@dataclass(frozen=True, slots=True)
+class PathField:
+    """One value of a config or dataloader entry that names a file or folder."""
+
+    container: dict[str, Any]
+    key: str
+    value: str
+    writes: bool
+
+    @property
+    def label(self) -> str:
+        return arg_name(self.key)
+
+
+def path_fields(spec: TrainingSpec) -> Iterator[PathField]:
+    """Every path a trainer would open, except the datasets' `instance_data_dir` (checked as
+    datasets) and `output_dir` (the job's output folder, checked on its own)."""
+    yield from _path_fields_of(spec.config, skip=("output_dir",))
+    for entry in spec.dataloader:
+        yield from _path_fields_of(entry, skip=("instance_data_dir",))
+
+
+def _path_fields_of(node: dict[str, Any], skip: tuple[str, ...]) -> Iterator[PathField]:
+    for key, value in node.items():
+        name = arg_name(str(key))
+        if isinstance(value, dict):
+            yield from _path_fields_of(value, skip=())
+            continue
+        if not isinstance(value, str) or not value.strip() or name in skip:
+            continue
+        writes = name in _WRITE_KEYS or name.startswith("cache_dir")
+        if writes:
+            yield PathField(node, str(key), value, writes=True)
+        elif (name == "path" or name.endswith(_PATH_SUFFIXES)) and looks_local(value):
+            yield PathField(node, str(key), value, writes=False)
+
+
+def looks_local(value: str) -> bool:
+    """A local path rather than a hub id (`org/model`) or a keyword (`latest`): one that starts
+    from the root, a home folder or the current folder. Other relative values resolve inside
+    the job's own run folder, the trainer's working folder."""
+    return value.startswith(("/", "~", "./", "../")) or value in (".", "..")

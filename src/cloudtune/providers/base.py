@@ -35,6 +35,9 @@ class JobBundle:
     dataset_url: str | None = None
     remote_dataloader: list[dict[str, Any]] | None = None
     hardware_profile: str | None = None
+    # The spec's secrets with where they sat (domain.training.split_secrets); `spec` still
+    # holds them in memory for a provider's input, but nothing may write them to a file.
+    secrets: list[tuple[tuple[str | int, ...], Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class RestoredJob:
     handle: ProviderHandle
     webhook_url: str
     webhook_token: str
+    secrets: list[tuple[tuple[str | int, ...], Any]] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -1,76 +1,85 @@
 """Named training configs, stored in SimpleTuner's folder layout:
 `<home>/configs/<name>/config.json` and `<home>/configs/<name>/multidatabackend.json`,
-so existing config folders can be dropped in as they are."""
+so existing config folders can be dropped in as they are.
+
+The database holds what the folder must not: who owns the config, and its secrets (hub token,
+S3 keys), encrypted. Files on disk never hold a secret; answers show secrets as `***`, and a
+`***` sent back on save keeps the stored secret.
+
+Ownership follows the jobs' rules: a caller sees their own configs and shared ones (made with
+no users, or dropped in by hand); `job.view.all` sees everyone's; editing or deleting someone
+else's (or a shared one) needs `job.delete.all`. Someone else's config that the caller may not
+see reads as unknown.
+"""
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
-from cloudtune.domain.training import build_spec
+from cloudtune.domain.training import (
+    MASK,
+    SecretPath,
+    build_spec,
+    check_depth,
+    merge_secrets,
+    split_secrets,
+)
 from cloudtune.errors import ConflictError, InvalidInputError, NotFoundError
+from cloudtune.services.context import Context
+from cloudtune.services.file_access import PathNotAllowedError
+from cloudtune.store import configs as config_store
+from cloudtune.store.tables import NamedConfigModel
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CONFIG_FILE = "config.json"
 DATALOADER_FILE = "multidatabackend.json"
+_MAX_FILE_BYTES = 4 * 1024 * 1024
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 @dataclass(frozen=True, slots=True)
 class NamedConfig:
     name: str
     config: dict[str, Any]
-    dataloader_config: list[dict[str, Any]]
+    dataloader_config: list[Any]
+    owner_user_id: str | None = None
 
 
-def list_configs(configs_dir: Path, caller: Principal) -> list[str]:
+def list_configs(ctx: Context, caller: Principal) -> list[str]:
     caller.require("config.view")
-    if not configs_dir.is_dir():
+    folder = ctx.settings.configs_dir
+    if not folder.is_dir():
         return []
-    return sorted(p.name for p in configs_dir.iterdir() if (p / CONFIG_FILE).is_file())
+    names = sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+    with ctx.db.read() as session:
+        rows = config_store.config_rows(session, names)
+    return [n for n in names if _may_view(caller, rows.get(n))]
 
 
-def get_config(configs_dir: Path, caller: Principal, name: str) -> NamedConfig:
+def get_config(ctx: Context, caller: Principal, name: str) -> NamedConfig:
+    """The config as its viewers see it: secrets masked."""
     caller.require("config.view")
-    return load_config(configs_dir, name)
+    named, secrets = _load_visible(ctx, caller, name)
+    merge_secrets(named.config, named.dataloader_config, [(p, MASK) for p, _ in secrets])
+    return named
 
 
-def load_config(configs_dir: Path, name: str) -> NamedConfig:
-    folder = _folder(configs_dir, name)
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file():
-        raise NotFoundError(f"Config not found: {name}", code="config_not_found", name=name)
-    config = _read_json(config_path, name)
-    if not isinstance(config, dict):
-        raise InvalidInputError(
-            f"config '{name}': {CONFIG_FILE} is not a JSON object", code="invalid_config"
-        )
-    dataloader: Any = []
-    dataloader_path = folder / DATALOADER_FILE
-    if not dataloader_path.is_file():
-        # SimpleTuner configs may point at their dataloader file instead.
-        pointer = config.get("--data_backend_config") or config.get("data_backend_config")
-        if isinstance(pointer, str) and pointer:
-            candidate = Path(pointer).expanduser()
-            dataloader_path = candidate if candidate.is_absolute() else folder / candidate
-    if dataloader_path.is_file():
-        dataloader = _read_json(dataloader_path, name)
-        if isinstance(dataloader, dict) and isinstance(dataloader.get("datasets"), list):
-            dataloader = dataloader["datasets"]
-        if not isinstance(dataloader, list):
-            raise InvalidInputError(
-                f"config '{name}': {dataloader_path.name} is not a JSON array",
-                code="invalid_config",
-            )
-    return NamedConfig(name=name, config=config, dataloader_config=dataloader)
+def load_for_submit(ctx: Context, caller: Principal, name: str) -> NamedConfig:
+    """The config with its real secrets, for a job of the caller's (never shown)."""
+    caller.require("config.view")
+    named, secrets = _load_visible(ctx, caller, name)
+    merge_secrets(named.config, named.dataloader_config, secrets)
+    return named
 
 
 def save_config(
-    configs_dir: Path,
+    ctx: Context,
     caller: Principal,
     name: str,
     config: Any,
@@ -78,47 +87,180 @@ def save_config(
     *,
     create_only: bool = False,
 ) -> tuple[NamedConfig, bool]:
-    """Write a named config; returns it and whether it was new."""
+    """Write a named config; returns it (secrets masked) and whether it was new."""
     caller.require("config.edit")
-    spec = build_spec(config, dataloader_config)
-    folder = _folder(configs_dir, name)
-    created = not (folder / CONFIG_FILE).exists()
-    if create_only and not created:
-        raise ConflictError(f"Config already exists: {name}", code="config_exists", name=name)
+    spec = build_spec(config, dataloader_config, max_depth=ctx.settings.json_max_depth)
+    folder = _folder(ctx, name)
+    with ctx.db.read() as session:
+        row = config_store.get_config_row(session, name)
+    exists = (folder / CONFIG_FILE).is_file()
+    if exists:
+        if create_only:
+            raise ConflictError(f"Config already exists: {name}", code="config_exists", name=name)
+        if not _may_view(caller, row):
+            raise ConflictError(
+                f"the name {name!r} is taken by another user's config; choose another name",
+                code="config_name_taken",
+                name=name,
+            )
+        _require_manage(caller, row)
+    public_config, public_dataloader, found = split_secrets(spec.config, spec.dataloader)
+    secrets = _keep_masked(found, _secrets_of(ctx, row))
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / CONFIG_FILE, spec.config)
-    _write_json(folder / DATALOADER_FILE, spec.dataloader)
-    return NamedConfig(name, spec.config, spec.dataloader), created
+    _write_json(folder / CONFIG_FILE, public_config)
+    _write_json(folder / DATALOADER_FILE, public_dataloader)
+    owner = row.owner_user_id if row is not None else caller.user_id if not exists else None
+    with ctx.db.write() as session:
+        config_store.save_config_row(
+            session,
+            name,
+            owner_user_id=owner,
+            secrets_ciphertext=_seal(ctx, secrets),
+            at=utcnow(),
+        )
+    merge_secrets(public_config, public_dataloader, [(p, MASK) for p, _ in secrets])
+    return NamedConfig(name, public_config, public_dataloader, owner), not exists
 
 
-def delete_config(configs_dir: Path, caller: Principal, name: str) -> None:
+def delete_config(ctx: Context, caller: Principal, name: str) -> None:
     caller.require("config.edit")
-    folder = _folder(configs_dir, name)
-    if not (folder / CONFIG_FILE).is_file():
-        raise NotFoundError(f"Config not found: {name}", code="config_not_found", name=name)
+    folder = _folder(ctx, name)
+    with ctx.db.read() as session:
+        row = config_store.get_config_row(session, name)
+    if not (folder / CONFIG_FILE).is_file() or not _may_view(caller, row):
+        raise config_not_found(name)
+    _require_manage(caller, row)
     shutil.rmtree(folder)
+    with ctx.db.write() as session:
+        config_store.delete_config_row(session, name)
 
 
-def _folder(configs_dir: Path, name: str) -> Path:
-    if not _NAME.match(name) or name in (".", ".."):
+def config_not_found(name: str) -> NotFoundError:
+    return NotFoundError(
+        f"Config not found: {name}. Save one with PUT /api/configs/{name} "
+        '({"config": {...}, "dataloader_config": [...]}), or send the config inline in '
+        "`config` instead of `config_name_to_load`.",
+        code="config_not_found",
+        name=name,
+    )
+
+
+# -- internals ------------------------------------------------------------------------------
+
+
+def _may_view(caller: Principal, row: NamedConfigModel | None) -> bool:
+    if row is None or row.owner_user_id is None or row.owner_user_id == caller.user_id:
+        return True
+    return caller.has("job.view.all")
+
+
+def _require_manage(caller: Principal, row: NamedConfigModel | None) -> None:
+    mine = row is not None and row.owner_user_id is not None
+    if not (mine and row is not None and row.owner_user_id == caller.user_id):
+        caller.require("job.delete.all")
+
+
+def _load_visible(
+    ctx: Context, caller: Principal, name: str
+) -> tuple[NamedConfig, list[tuple[SecretPath, Any]]]:
+    folder = _folder(ctx, name)
+    with ctx.db.read() as session:
+        row = config_store.get_config_row(session, name)
+    config_path = folder / CONFIG_FILE
+    if not config_path.is_file() or not _may_view(caller, row):
+        raise config_not_found(name)
+    depth = ctx.settings.json_max_depth
+    config = _read_json(config_path, name, depth)
+    if not isinstance(config, dict):
+        raise InvalidInputError(
+            f"config '{name}': {CONFIG_FILE} is not a JSON object", code="invalid_config"
+        )
+    dataloader: Any = []
+    dataloader_path = _dataloader_path(folder, config, name)
+    if dataloader_path.is_file():
+        dataloader = _read_json(dataloader_path, name, depth)
+        if isinstance(dataloader, dict) and isinstance(dataloader.get("datasets"), list):
+            dataloader = dataloader["datasets"]
+        if not isinstance(dataloader, list):
+            raise InvalidInputError(
+                f"config '{name}': {dataloader_path.name} is not a JSON array",
+                code="invalid_config",
+            )
+    owner = row.owner_user_id if row else None
+    return NamedConfig(name, config, dataloader, owner), _secrets_of(ctx, row)
+
+
+def _dataloader_path(folder: Path, config: dict[str, Any], name: str) -> Path:
+    """The config's own multidatabackend.json, or the file its `data_backend_config` names,
+    which must lie inside the config's folder (it is read with the server's rights)."""
+    default = folder / DATALOADER_FILE
+    if default.is_file():
+        return default
+    pointer = config.get("--data_backend_config") or config.get("data_backend_config")
+    if not isinstance(pointer, str) or not pointer:
+        return default
+    candidate = Path(os.path.realpath(folder / Path(pointer).name))
+    if not candidate.is_relative_to(Path(os.path.realpath(folder))):
+        raise PathNotAllowedError(
+            f"config '{name}': data_backend_config {pointer!r} is not allowed: it must be a "
+            "file inside the config's own folder",
+            field="data_backend_config",
+        )
+    return candidate
+
+
+def _keep_masked(
+    found: list[tuple[SecretPath, Any]], stored: list[tuple[SecretPath, Any]]
+) -> list[tuple[SecretPath, Any]]:
+    """A `***` sent back (what GET showed) keeps the stored secret at that place."""
+    previous = dict(stored)
+    kept = []
+    for path, value in found:
+        if value == MASK:
+            if path in previous:
+                kept.append((path, previous[path]))
+        else:
+            kept.append((path, value))
+    return kept
+
+
+def _secrets_of(ctx: Context, row: NamedConfigModel | None) -> list[tuple[SecretPath, Any]]:
+    if row is None or not row.secrets_ciphertext:
+        return []
+    return ctx.secret_box.open_secrets(row.secrets_ciphertext)
+
+
+def _seal(ctx: Context, secrets: list[tuple[SecretPath, Any]]) -> str | None:
+    return ctx.secret_box.seal_secrets(secrets) if secrets else None
+
+
+def _folder(ctx: Context, name: str) -> Path:
+    valid = 0 < len(name) <= 128 and set(name) <= _NAME_CHARS and not name.startswith(".")
+    if not valid:
         raise InvalidInputError(
             f"invalid config name {name!r}: use letters, digits, '.', '_' and '-' "
             "(at most 128, not starting with a dot)",
             code="invalid_config_name",
         )
-    return configs_dir / name
+    return ctx.settings.configs_dir / name
 
 
-def _read_json(path: Path, name: str) -> Any:
+def _read_json(path: Path, name: str, max_depth: int) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        if path.stat().st_size > _MAX_FILE_BYTES:
+            raise ValueError(f"over {_MAX_FILE_BYTES} bytes")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
             f"config '{name}': {path.name} cannot be read as JSON ({exc})", code="invalid_config"
         ) from None
+    check_depth(f"config '{name}'", data, max_depth)
+    return data
 
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2))
     tmp.replace(path)

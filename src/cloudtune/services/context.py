@@ -13,6 +13,7 @@ from cloudtune.domain.jobs import utcnow
 from cloudtune.observability import Metrics
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.provider_settings import ProviderSettingsStore
+from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
@@ -30,6 +31,8 @@ class Context:
     # Set by the reconciler: asks it to look at active jobs now rather than at its next tick.
     wake_reconciler: Callable[[], None] = field(default=lambda: None)
     provider_settings: ProviderSettingsStore | None = None
+    # Encrypts job and config secrets at rest (the server's key).
+    secret_box: SecretBox = field(default_factory=lambda: SecretBox(SecretBox.new_key()))
     metrics: Metrics = field(default_factory=Metrics)
     # The time, injectable so cost periods can be tested.
     clock: Callable[[], datetime] = field(default=utcnow)

@@ -13,7 +13,7 @@ from cloudtune.providers.base import Forgettable, HasLogFile, ProviderHandle, ta
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
 from cloudtune.store import providers as provider_store
-from cloudtune.store.tables import JobEventModel
+from cloudtune.store.tables import JobEventModel, JobSecretModel
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | Non
     if job.provider_ref is None:
         return ""
     provider = ctx.providers.get(job.provider)
-    if not isinstance(provider, HasLogFile):
-        # Remote logs are copied into the database as they arrive: they outlive the provider's.
-        stored = await ctx.in_thread(_stored_logs, ctx, job_id)
-        if stored is not None:
-            return tail_lines(stored, tail)
-    return await provider.logs(handle_of(job), tail)
+    if isinstance(provider, HasLogFile):
+        return await provider.logs(handle_of(job), tail)  # a file on this machine
+    # A remote job's logs are what the reconciler copied into the database: a reader never
+    # calls the provider (its calls are paced per job, and its breaker is everyone's).
+    stored = await ctx.in_thread(_stored_logs, ctx, job_id)
+    return tail_lines(stored or "", tail)
 
 
 def _stored_logs(ctx: Context, job_id: str) -> str | None:
@@ -190,3 +190,10 @@ def _event_to_dict(event: JobEventModel) -> dict[str, Any]:
         "message": event.message,
         "data": event.data,
     }
+
+
+def job_secrets(ctx: Context, job_id: str) -> list[tuple[tuple[str | int, ...], Any]]:
+    """A job's secrets, decrypted, for handing its trainer back after a restart."""
+    with ctx.db.read() as session:
+        row = session.get(JobSecretModel, job_id)
+    return ctx.secret_box.open_secrets(row.ciphertext) if row else []

@@ -1,7 +1,7 @@
 """Packaging local datasets for a remote provider: one zip, streamed from disk with constant
-memory. Images and other compressed files are stored, text is deflated; secrets and junk are left
-out; a symlink that leaves its dataset refuses the whole package. Packaging the same unchanged
-files again reuses the archive made before.
+memory. Images and other compressed files are stored, text is deflated; secrets, junk, the
+server's own state folder and symlinks that leave their dataset are left out and listed.
+Packaging the same unchanged files again reuses the archive made before.
 
 The zip is written with the standard library's `zipfile`, which streams each member through a
 fixed buffer; its CRC-32s double as the content hash that names the archive.
@@ -20,10 +20,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
-from cloudtune.errors import InvalidInputError
+from cloudtune.errors import InvalidInputError, PayloadTooLargeError
+from cloudtune.services.file_access import FileAccessPolicy
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 EXCLUDED_DIRS = frozenset({".git", ".aws", ".ssh", "__pycache__", ".gnupg", ".azure"})
 EXCLUDED_FILES = (".env*", "*credentials*", "*.pem", "*.key", ".DS_Store")
 STORED_SUFFIXES = frozenset(
@@ -66,34 +69,61 @@ class PackedFile:
     mtime_ns: int
 
 
+PREVIEW_FILES = 100  # files listed by name in a preview; the rest are counted
+_EXAMPLES_PER_RULE = 20
+
+
+@dataclass(slots=True)
+class ExcludedGroup:
+    """Files left out for one reason: how many, and the first few of them by name."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, name: str) -> None:
+        self.count += 1
+        if len(self.examples) < _EXAMPLES_PER_RULE:
+            self.examples.append(name)
+
+
+@dataclass(slots=True)
+class DatasetStats:
+    id: str
+    path: str
+    archive_folder: str
+    files: int = 0
+    images: int = 0
+    bytes: int = 0
+
+
 @dataclass(slots=True)
 class DatasetScan:
     files: list[PackedFile] = field(default_factory=list)
-    excluded: list[str] = field(default_factory=list)
-    roots: dict[str, str] = field(default_factory=dict)  # dataset id -> folder in the archive
+    excluded: dict[str, ExcludedGroup] = field(default_factory=dict)
+    datasets: list[DatasetStats] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def roots(self) -> dict[str, str]:
+        """dataset id -> folder in the archive"""
+        return {d.id: d.archive_folder for d in self.datasets}
+
+    def exclude(self, rule: str, name: str) -> None:
+        self.excluded.setdefault(rule, ExcludedGroup()).add(name)
+
+    def excluded_names(self, limit: int = PREVIEW_FILES) -> list[str]:
+        names = [f"{n} ({rule})" for rule, g in self.excluded.items() for n in g.examples]
+        return names[:limit]
+
     def manifest_key(self) -> str:
         listing = [(f.arcname, f.size, f.mtime_ns) for f in self.files]
         return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
-    def summary(self) -> list[dict[str, Any]]:
-        out = []
-        for dataset_id, folder in self.roots.items():
-            mine = [f for f in self.files if f.arcname.startswith(folder + "/")]
-            out.append(
-                {
-                    "id": dataset_id,
-                    "archive_folder": folder,
-                    "files": [{"path": f.arcname, "bytes": f.size} for f in mine],
-                    "file_count": len(mine),
-                    "bytes": sum(f.size for f in mine),
-                }
-            )
-        return out
+    def first_files(self, limit: int = PREVIEW_FILES) -> list[PackedFile]:
+        return self.files[:limit]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,42 +135,86 @@ class Package:
     files: int
 
 
-def scan_datasets(datasets: list[dict[str, Any]]) -> DatasetScan:
-    """List what would leave the machine, refusing symlinks that point outside a dataset."""
+def scan_datasets(
+    datasets: list[dict[str, Any]], policy: FileAccessPolicy, *, max_files: int
+) -> DatasetScan:
+    """List what would leave the machine. Each dataset folder has passed the file access
+    policy already; inside it, whatever the policy would refuse is skipped and listed as
+    excluded: the server's home, symlinks that leave the dataset, files the policy may not
+    read, and anything that is not a regular file (a FIFO would block the reader)."""
     scan = DatasetScan()
     for index, entry in enumerate(datasets):
         dataset_id = str(entry.get("id") or f"dataset-{index}")
         folder = f"datasets/{_safe_name(dataset_id)}"
         if folder in scan.roots.values():
             folder = f"{folder}-{index}"
-        scan.roots[dataset_id] = folder
-        root = Path(entry["instance_data_dir"]).resolve()
+        root = Path(entry["instance_data_dir"])
+        stats = DatasetStats(dataset_id, str(root), folder)
+        scan.datasets.append(stats)
         for directory, dirnames, filenames in os.walk(root, followlinks=False):
             here = Path(directory)
             for name in sorted(dirnames):
                 path = here / name
-                relative = path.relative_to(root).as_posix()
-                if name in EXCLUDED_DIRS:
-                    scan.excluded.append(f"{dataset_id}/{relative}/")
-                    dirnames.remove(name)
-                elif path.is_symlink():
-                    _check_link(path, root, dataset_id)
-                    scan.excluded.append(f"{dataset_id}/{relative}/ (symlinked folder)")
+                label = f"{dataset_id}/{path.relative_to(root).as_posix()}/"
+                rule = _excluded_dir_rule(name, path, policy)
+                if rule:
+                    scan.exclude(rule, label)
                     dirnames.remove(name)
             dirnames.sort()
             for name in sorted(filenames):
                 path = here / name
                 relative = path.relative_to(root).as_posix()
-                if any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDED_FILES):
-                    scan.excluded.append(f"{dataset_id}/{relative}")
+                rule, source, stat = _excluded_file_rule(name, path, root, policy)
+                if rule or stat is None:
+                    scan.exclude(rule or "unreadable", f"{dataset_id}/{relative}")
                     continue
-                if path.is_symlink():
-                    _check_link(path, root, dataset_id)
-                stat = path.stat()
+                if len(scan.files) >= max_files:
+                    raise PayloadTooLargeError(
+                        f"the datasets hold more than {max_files} files "
+                        "(CLOUDTUNE_MAX_DATASET_FILES); name a smaller folder",
+                        code="dataset_too_many_files",
+                        limit_files=max_files,
+                    )
                 scan.files.append(
-                    PackedFile(path, f"{folder}/{relative}", stat.st_size, stat.st_mtime_ns)
+                    PackedFile(source, f"{folder}/{relative}", stat.st_size, stat.st_mtime_ns)
                 )
+                stats.files += 1
+                stats.bytes += stat.st_size
+                stats.images += path.suffix.lower() in IMAGE_SUFFIXES
     return scan
+
+
+def _excluded_dir_rule(name: str, path: Path, policy: FileAccessPolicy) -> str | None:
+    if name in EXCLUDED_DIRS:
+        return "secrets and junk"
+    if path.is_symlink():
+        return "symlinked folder"
+    if policy.is_protected(path):
+        return "server state folder"
+    return None
+
+
+def _excluded_file_rule(
+    name: str, path: Path, root: Path, policy: FileAccessPolicy
+) -> tuple[str | None, Path, os.stat_result | None]:
+    """(the rule that leaves the file out, the file to read, its stat); the file to read is
+    the symlink's resolved target, so the reader never follows a link itself."""
+    if any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDED_FILES):
+        return "secrets and junk", path, None
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(root):
+            return "symlink leaving the dataset", path, None
+    if not policy.may_read(target):
+        return "not allowed by the file access policy", path, None
+    try:
+        stat = target.stat()
+    except OSError:
+        return "unreadable", path, None
+    if not S_ISREG(stat.st_mode):
+        return "not a regular file", path, None
+    return None, target, stat
 
 
 def package(scan: DatasetScan, packages_dir: Path) -> Package:
@@ -220,7 +294,10 @@ class _ChunkReader:
     def _read(self, files: list[PackedFile]) -> None:
         try:
             for item in files:
-                with open(item.source, "rb", buffering=0) as src:
+                # O_NOFOLLOW: the scan resolved every link; a file swapped for a link since
+                # then is refused rather than followed.
+                fd = os.open(item.source, os.O_RDONLY | os.O_NOFOLLOW)
+                with open(fd, "rb", buffering=0) as src:
                     while not self._stopped.is_set():
                         chunk = src.read(_BUFFER)
                         if not chunk:
@@ -244,17 +321,6 @@ def remote_dataloader(
             copy["instance_data_dir"] = scan.roots.get(dataset_id, copy["instance_data_dir"])
         out.append(copy)
     return out
-
-
-def _check_link(path: Path, root: Path, dataset_id: str) -> None:
-    target = path.resolve()
-    if target != root and root not in target.parents:
-        raise InvalidInputError(
-            f"dataset '{dataset_id}': {path} is a symlink to {target}, outside the dataset; "
-            "it would send files you did not choose, so the package is refused",
-            code="symlink_outside_dataset",
-            dataset=dataset_id,
-        )
 
 
 def _safe_name(name: str) -> str:

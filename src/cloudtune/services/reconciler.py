@@ -1,6 +1,12 @@
 """Keeps jobs true to their providers: asks each provider about its active jobs and applies
 the answers through the one status-change function. Load in a short transaction, ask the
-provider with no transaction open, then apply."""
+provider with no transaction open, then apply.
+
+The reconciler is the only caller of a remote provider's `status` (which carries the job's
+logs, copied into the database as they arrive). Readers never call a provider: the job list's
+`sync_active` and the log stream ask the reconciler to look at a job soon, and it calls the
+provider at most once per job per reconcile interval however many readers ask.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from cloudtune.domain.costs import micros_to_usd
-from cloudtune.domain.jobs import Job, JobStatus, utcnow
-from cloudtune.errors import ProviderError
+from cloudtune.domain.costs import format_usd
+from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus, utcnow
+from cloudtune.errors import InvalidInputError, ProviderError
 from cloudtune.providers.base import ProviderStatus, Restorable, RestoredJob, RunsInBackground
 from cloudtune.services import costs
 from cloudtune.services.context import Context
-from cloudtune.services.jobs import handle_of
+from cloudtune.services.jobs import handle_of, job_secrets
 from cloudtune.store import jobs as job_store
 from cloudtune.store import providers as provider_store
 
@@ -30,6 +37,11 @@ ORPHAN_AFTER = timedelta(minutes=15)
 # while nothing changes.
 BACKOFF_START = 2.0
 BACKOFF_MAX = 60.0
+# A reader asking for fresh status waits this long at most for the pass that checks its jobs,
+# then gets what the database has.
+READER_WAIT_SECONDS = 5.0
+# Active jobs of one reader looked at per request; the rest keep their usual schedule.
+READER_JOBS_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +50,26 @@ class SyncResult:
     discovered: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Poll:
+    """When a remote job is next polled, and when we last learned its state."""
+
+    next_at: float  # monotonic time of the next scheduled poll
+    interval: float  # the current backoff
+    fresh_at: float  # last provider call or verified webhook: the floor for readers' asks
+
+
 class Reconciler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        # job id -> (monotonic time of the next check, current interval) for remote providers
-        self._schedule: dict[str, tuple[float, float]] = {}
+        # Per process: with several replicas each one polls every remote job until polling
+        # moves under a database lease (DESIGN §7, issue 9).
+        self._schedule: dict[str, _Poll] = {}
+        # Remote jobs readers asked about, checked by the next pass once their floor passed.
+        self._asked: set[str] = set()
+        self._passes_started = 0
+        self._passes_done = 0
+        self._pass_ended = asyncio.Condition()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -62,6 +89,7 @@ class Reconciler:
                         handle=handle_of(job),
                         webhook_url=self._ctx.trainer_webhook_url(job.job_id),
                         webhook_token=self._ctx.tokens.job_token(job.job_id),
+                        secrets=await self._ctx.in_thread(job_secrets, self._ctx, job.job_id),
                     )
                     for job in active
                     if job.provider == provider.name and job.provider_ref
@@ -81,8 +109,55 @@ class Reconciler:
                 await provider.stop()
 
     async def sync(self, provider: str | None = None) -> SyncResult:
-        """Check every active job (of one provider) now; raises ProviderError if it is down."""
-        return await self._reconcile(provider, raise_errors=True)
+        """Check every active job (of one provider) now; raises ProviderError if it is down.
+        For callers who may see every job: it calls providers regardless of the schedule."""
+        return await self._reconcile(provider, everything=True)
+
+    # -- readers' asks ------------------------------------------------------------------------
+
+    def ask(self, jobs: Iterable[Job]) -> bool:
+        """A reader wants fresh status of these (visible) jobs: mark the remote ones whose
+        floor has passed for the next pass, and wake it. Never calls a provider itself.
+        True if any of them waits for a pass."""
+        now = time.monotonic()
+        marked = pending = False
+        for job in jobs:
+            if job.provider_ref is None or not job.is_active or not self._is_remote(job):
+                continue
+            if job.job_id in self._asked:
+                pending = True
+            elif self._floor_passed(job.job_id, now):
+                self._asked.add(job.job_id)
+                marked = pending = True
+        if marked:
+            self.wake()
+        return pending
+
+    async def check_soon(self, jobs: Iterable[Job], *, wait: float = READER_WAIT_SECONDS) -> None:
+        """`ask`, then wait (at most `wait` seconds) for the pass that looks at them. Every
+        reader waiting meanwhile shares that one pass. Provider trouble is logged by the pass,
+        never raised to the reader."""
+        if not self.ask(jobs):
+            return
+        target = self._passes_started + 1  # the next pass to start sees what we marked
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait), self._pass_ended:
+                await self._pass_ended.wait_for(lambda: self._passes_done >= target)
+
+    async def refresh_visible(self, flt: job_store.JobFilter) -> None:
+        """`check_soon` for the active jobs a list filter lets its caller see (any status
+        filter is ignored: an active job may be about to match it)."""
+        active = replace(flt, statuses=tuple(ACTIVE_STATUSES))
+        jobs = await self._ctx.in_thread(_load_visible_active, self._ctx, active)
+        await self.check_soon(jobs)
+
+    def checked_by_webhook(self, job_id: str) -> None:
+        """A verified webhook just told us about this job: the next poll can wait, and readers
+        asking meanwhile get what it said."""
+        now = time.monotonic()
+        self._schedule[job_id] = _Poll(now + BACKOFF_START, BACKOFF_START, now)
+
+    # -- the loop -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
         interval = self._ctx.settings.reconcile_interval_seconds
@@ -90,18 +165,23 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
             self._wake.clear()
+            self._passes_started += 1
             try:
-                await self._reconcile(None, raise_errors=False)
+                await self._reconcile(None, everything=False)
             except Exception:  # the loop must survive one bad pass
                 log.exception("reconcile pass failed")
+            finally:
+                self._passes_done += 1
+                async with self._pass_ended:
+                    self._pass_ended.notify_all()
 
     async def _enforce_cost_caps(self, jobs: list[Job]) -> int:
         """Cancel jobs whose cost so far reached their `max_cost_usd`, and say why."""
         cancelled = 0
         for job, cost in costs.jobs_over_their_cap(self._ctx, jobs):
             reason = (
-                f"cancelled: cost cap of ${micros_to_usd(job.max_cost_micros):.2f} reached "
-                f"(${micros_to_usd(cost):.2f} spent)"
+                f"cancelled: cost cap of {format_usd(job.max_cost_micros or 0)} reached "
+                f"({format_usd(cost)} spent)"
             )
             log.warning("job %s: %s", job.job_id, reason)
             if job.provider_ref is not None:
@@ -113,57 +193,90 @@ class Reconciler:
             cancelled += await self._ctx.in_thread(_cancel_for_cost, self._ctx, job, reason)
         return cancelled
 
-    def checked_by_webhook(self, job_id: str) -> None:
-        """A webhook just told us about this job: the next poll can wait."""
-        self._schedule[job_id] = (time.monotonic() + BACKOFF_START, BACKOFF_START)
+    def _is_remote(self, job: Job) -> bool:
+        try:
+            return self._ctx.providers.get(job.provider).poll_with_backoff
+        except InvalidInputError:  # a provider this server no longer has
+            return False
 
-    def _due(self, job: Job, provider_polls_with_backoff: bool, everything: bool) -> bool:
-        if everything or not provider_polls_with_backoff:
+    def _floor_passed(self, job_id: str, now: float) -> bool:
+        poll = self._schedule.get(job_id)
+        return poll is None or now >= poll.fresh_at + self._ctx.settings.reconcile_interval_seconds
+
+    def _due(self, job: Job, remote: bool, everything: bool) -> bool:
+        if everything or not remote:
             return True
-        when, _ = self._schedule.get(job.job_id, (0.0, BACKOFF_START))
-        return time.monotonic() >= when
+        now = time.monotonic()
+        poll = self._schedule.get(job.job_id)
+        if poll is None or now >= poll.next_at:
+            return True
+        return job.job_id in self._asked and self._floor_passed(job.job_id, now)
+
+    def _before_call(self, job_id: str) -> None:
+        self._asked.discard(job_id)
+        now = time.monotonic()
+        poll = self._schedule.get(job_id)
+        if poll is None:
+            self._schedule[job_id] = _Poll(now, BACKOFF_START / 2, now)
+        else:
+            self._schedule[job_id] = replace(poll, fresh_at=now)
 
     def _after_check(self, job_id: str, changed: bool) -> None:
-        _, interval = self._schedule.get(job_id, (0.0, BACKOFF_START / 2))
-        interval = max(interval, 0.1)
+        """Back off while nothing changes (a failed call counts as no change, so a broken job
+        is not asked every pass), never below the reconcile interval."""
+        now = time.monotonic()
+        poll = self._schedule.get(job_id) or _Poll(now, BACKOFF_START / 2, now)
         ceiling = min(BACKOFF_MAX, self._ctx.settings.reconcile_backoff_max_seconds)
-        interval = min(BACKOFF_START, ceiling) if changed else min(ceiling, interval * 2)
-        self._schedule[job_id] = (time.monotonic() + interval, interval)
+        interval = min(BACKOFF_START, ceiling) if changed else min(ceiling, poll.interval * 2)
+        interval = max(interval, self._ctx.settings.reconcile_interval_seconds)
+        self._schedule[job_id] = _Poll(now + interval, interval, poll.fresh_at)
 
-    async def _reconcile(self, provider_name: str | None, *, raise_errors: bool) -> SyncResult:
+    async def _reconcile(self, provider_name: str | None, *, everything: bool) -> SyncResult:
+        """One pass. `everything` (an explicit sync) checks every job now and raises the first
+        provider error; the loop's passes follow the schedule and log errors."""
         async with self._lock:
             jobs = await self._ctx.in_thread(_load_active, self._ctx, provider_name)
             active = {job.job_id for job in jobs}
             for job_id in list(self._schedule):
                 if job_id not in active:
                     del self._schedule[job_id]
+            self._asked &= active
             updated = await self._enforce_cost_caps(jobs)
             for job in jobs:
                 if job.provider_ref is None:
                     if utcnow() - job.created_at > ORPHAN_AFTER:
                         updated += await self._ctx.in_thread(_fail_orphan, self._ctx, job)
                     continue
+                remote = False
                 try:
                     provider = self._ctx.providers.get(job.provider)
-                    if not self._due(job, provider.poll_with_backoff, raise_errors):
+                    remote = provider.poll_with_backoff
+                    if not self._due(job, remote, everything):
                         continue
+                    if remote:
+                        self._before_call(job.job_id)
                     with self._ctx.metrics.provider_calls.labels(job.provider, "status").time():
                         status = await provider.status(handle_of(job))
                 except ProviderError:
                     self._ctx.metrics.provider_errors.labels(job.provider, "status").inc()
-                    if raise_errors:
+                    if remote:
+                        self._after_check(job.job_id, changed=False)
+                    if everything:
                         raise
                     log.warning("job %s: provider %s did not answer", job.job_id, job.provider)
                     continue
                 except Exception as exc:
-                    if raise_errors:
+                    if remote:
+                        self._after_check(job.job_id, changed=False)
+                    if everything:
                         raise ProviderError(
                             f"{job.provider}: {type(exc).__name__}: {exc}", provider=job.provider
                         ) from exc
                     log.exception("job %s: status check failed", job.job_id)
                     continue
                 changed = await self._ctx.in_thread(apply_provider_status, self._ctx, job, status)
-                self._after_check(job.job_id, changed)
+                if remote:
+                    self._after_check(job.job_id, changed)
                 updated += int(changed)
             return SyncResult(updated=updated)
 
@@ -211,6 +324,11 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
 def _load_active(ctx: Context, provider: str | None) -> list[Job]:
     with ctx.db.read() as session:
         return job_store.list_active_jobs(session, provider=provider)
+
+
+def _load_visible_active(ctx: Context, flt: job_store.JobFilter) -> list[Job]:
+    with ctx.db.read() as session:
+        return job_store.list_jobs(session, flt, limit=READER_JOBS_LIMIT, offset=0)
 
 
 def _cancel_for_cost(ctx: Context, job: Job, reason: str) -> int:

@@ -1,10 +1,12 @@
-"""Secrets at rest (provider tokens): Fernet encryption with a key from the environment
-(`CLOUDTUNE_SECRETS_KEY`) or a key file in the home folder created with mode 600."""
+"""Secrets at rest (provider tokens, job and config secrets): Fernet encryption with a key from
+the environment (`CLOUDTUNE_SECRETS_KEY`) or a key file in the home folder (mode 600)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -23,6 +25,10 @@ class SecretBox:
             return cls(settings.secrets_key.get_secret_value().encode())
         return cls(_load_or_create(settings.home / KEY_FILE))
 
+    @staticmethod
+    def new_key() -> bytes:
+        return Fernet.generate_key()
+
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
@@ -32,6 +38,18 @@ class SecretBox:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:
             return None
+
+    def seal_secrets(self, secrets: list[tuple[tuple[str | int, ...], Any]]) -> str:
+        """Encrypt secrets with where they sat in a config (see domain.training)."""
+        return self.encrypt(json.dumps([[list(path), value] for path, value in secrets]))
+
+    def open_secrets(self, ciphertext: str) -> list[tuple[tuple[str | int, ...], Any]]:
+        """The secrets of `seal_secrets`; none when the key changed since (they are lost, and
+        the job or config needs them sent again)."""
+        plaintext = self.decrypt(ciphertext)
+        if plaintext is None:
+            return []
+        return [(tuple(path), value) for path, value in json.loads(plaintext)]
 
 
 def _load_or_create(path: Path) -> bytes:

@@ -8,7 +8,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,14 @@ from cloudtune.domain.costs import usd_to_micros
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
-from cloudtune.domain.training import TrainingSpec, build_spec
+from cloudtune.domain.training import (
+    MASK,
+    SecretPath,
+    TrainingSpec,
+    build_spec,
+    mask_secrets,
+    split_secrets,
+)
 from cloudtune.errors import (
     CloudtuneError,
     InvalidInputError,
@@ -33,14 +39,14 @@ from cloudtune.providers.base import (
 from cloudtune.services import configs as config_service
 from cloudtune.services import costs
 from cloudtune.services.context import Context
-from cloudtune.services.datasets import resolve_dataset_paths, summarise
+from cloudtune.services.datasets import require_images, resolve_dataset_paths
+from cloudtune.services.file_access import FileAccessPolicy
 from cloudtune.services.packaging import DatasetScan, Package, remote_dataloader, scan_datasets
 from cloudtune.services.packaging import package as package_datasets
 from cloudtune.store import jobs as job_store
+from cloudtune.store.tables import JobSecretModel
 
 log = logging.getLogger(__name__)
-
-_SECRET_MARKERS = ("token", "secret", "password", "api_key", "apikey", "credential")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +85,16 @@ class _Prepared:
     package: Package | None = None
     estimate_micros: int | None = None
     steps_per_second: float | None = None
+    # The spec's secrets, kept apart: encrypted in the database, given to the trainer by its
+    # environment or the provider's input, never in a file.
+    secrets: tuple[tuple[SecretPath, Any], ...] = ()
 
 
 async def submit_job(
     ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
 ) -> SubmitResult:
     caller.require("job.submit")
-    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request)
+    prepared = await ctx.in_thread(_prepare, ctx, caller, provider_name, request)
     key = request.idempotency_key
     if key:
         replay = await ctx.in_thread(_find_replay, ctx, caller, key)
@@ -94,7 +103,7 @@ async def submit_job(
     job = _new_job(ctx, caller, prepared, request)
     warning = await ctx.in_thread(costs.check_submit, ctx, job.estimated_cost_micros)
     try:
-        await ctx.in_thread(_insert, ctx, caller, job, key)
+        await ctx.in_thread(_insert, ctx, caller, job, key, prepared.secrets)
     except IntegrityError:
         assert key is not None  # only the idempotency key can collide
         replay = await ctx.in_thread(_find_replay, ctx, caller, key)
@@ -115,6 +124,7 @@ async def submit_job(
             if prepared.scan
             else None,
             hardware_profile=prepared.offer.name if prepared.offer else None,
+            secrets=list(prepared.secrets),
         )
         with ctx.metrics.provider_calls.labels(provider_name, "submit").time():
             handle = await prepared.provider.submit(job, bundle)
@@ -154,28 +164,44 @@ async def _upload(ctx: Context, prepared: _Prepared, job: Job) -> str | None:
 async def preview_job(
     ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
 ) -> dict[str, Any]:
-    """What a submit would do, without doing it."""
+    """What a submit would do, without doing it. Bounded: counts and bytes for everything,
+    names for the first files and for the first excluded files of each rule."""
     caller.require("job.submit")
-    prepared = await ctx.in_thread(_prepare, ctx, provider_name, request, package_data=False)
-    summaries = await ctx.in_thread(summarise, prepared.spec.local_datasets())
-    leaves = isinstance(prepared.provider, Uploads)
-    scan = prepared.scan
+    prepared = await ctx.in_thread(
+        _prepare, ctx, caller, provider_name, request, package_data=False
+    )
+    uploads = isinstance(prepared.provider, Uploads)
+    scan = prepared.scan or DatasetScan()
     limit = (
         prepared.provider.upload_limit_bytes if isinstance(prepared.provider, Uploads) else None
     )
-    blocked = bool(scan and limit is not None and scan.total_bytes > limit)
+    blocked = bool(uploads and limit is not None and scan.total_bytes > limit)
     return {
         "success": True,
         "provider": provider_name,
         "config_name": prepared.config_name,
         "model_family": prepared.spec.model_family,
         "max_train_steps": prepared.spec.max_train_steps,
-        "data_leaves_machine": leaves,
-        "datasets": [s.to_dict() for s in summaries],
-        "files": len(scan.files) if scan else sum(s.files for s in summaries),
-        "bytes": scan.total_bytes if scan else sum(s.bytes for s in summaries),
-        "excluded_files": scan.excluded if scan else [],
-        "upload": scan.summary() if scan else [],
+        "data_leaves_machine": uploads,
+        "datasets": [
+            {
+                "id": d.id,
+                "path": d.path,
+                "archive_folder": d.archive_folder,
+                "files": d.files,
+                "images": d.images,
+                "bytes": d.bytes,
+            }
+            for d in scan.datasets
+        ],
+        "files": len(scan.files),
+        "bytes": scan.total_bytes,
+        "excluded_files": scan.excluded_names(),
+        "excluded": {
+            rule: {"count": group.count, "examples": group.examples}
+            for rule, group in scan.excluded.items()
+        },
+        "first_files": [{"path": f.arcname, "bytes": f.size} for f in scan.first_files()],
         "upload_limit_bytes": limit,
         "hardware_profile": prepared.offer.name if prepared.offer else None,
         "hardware_type": prepared.offer.label
@@ -186,21 +212,27 @@ async def preview_job(
         else 0.0,
         "estimated_cost_usd": _usd(prepared.estimate_micros),
         "warnings": [f"{scan.total_bytes} bytes is over the {limit} byte upload limit"]
-        if blocked and scan
+        if blocked
         else [],
         "blocked": blocked,
     }
 
 
 def _prepare(
-    ctx: Context, provider_name: str, request: SubmitRequest, *, package_data: bool = True
+    ctx: Context,
+    caller: Principal,
+    provider_name: str,
+    request: SubmitRequest,
+    *,
+    package_data: bool = True,
 ) -> _Prepared:
+    _refuse_unsupported(request)
     provider = ctx.providers.get(provider_name)
     config: dict[str, Any] = {}
     dataloader: Any = request.dataloader_config
     config_name = request.config_name
     if request.config_name_to_load:
-        named = config_service.load_config(ctx.settings.configs_dir, request.config_name_to_load)
+        named = config_service.load_for_submit(ctx, caller, request.config_name_to_load)
         config = dict(named.config)
         if dataloader is None:
             dataloader = named.dataloader_config
@@ -209,19 +241,12 @@ def _prepare(
         config.update(request.config)
     if not config:
         raise _invalid("No configuration provided: send `config` or `config_name_to_load`")
-    spec = build_spec(config, copy.deepcopy(dataloader))
+    spec = build_spec(config, copy.deepcopy(dataloader), max_depth=ctx.settings.json_max_depth)
     job_id = uuid.uuid4().hex
+    policy = FileAccessPolicy.for_caller(ctx.settings, caller)
     local = spec.local_datasets()
-    resolve_dataset_paths(spec.dataloader, local)
-    output_dir = spec.get("output_dir")
-    if not output_dir:
-        spec.config["--output_dir"] = str(ctx.settings.outputs_dir / job_id)
-    else:
-        path = Path(str(output_dir)).expanduser()
-        path = path if path.is_absolute() else Path.cwd() / path
-        if path.exists() and not path.is_dir():
-            raise _invalid(f"output_dir {path} exists and is not a folder")
-        spec.config["--output_dir"] = str(path)
+    resolve_dataset_paths(spec.dataloader, local, policy)
+    policy.confine(spec, job_id=job_id, runs_here=provider.job_type == JobType.LOCAL.value)
     provider.check(spec)
     offer = (
         provider.offer(request.hardware_profile)
@@ -229,31 +254,47 @@ def _prepare(
         else None
     )
     scan = package = None
-    if isinstance(provider, Uploads) and local:
-        scan = scan_datasets(local)
-        if package_data:
-            limit = provider.upload_limit_bytes
-            if scan.total_bytes > limit:
-                raise _too_large("the datasets", scan.total_bytes, limit)
-            package = package_datasets(scan, ctx.settings.packages_dir)
-            if package.size > limit:
-                raise _too_large("the dataset archive", package.size, limit)
+    if local:
+        scan = scan_datasets(local, policy, max_files=ctx.settings.max_dataset_files)
+        require_images(scan)
+    if scan is not None and isinstance(provider, Uploads) and package_data:
+        limit = provider.upload_limit_bytes
+        if scan.total_bytes > limit:
+            raise _too_large("the datasets", scan.total_bytes, limit)
+        package = package_datasets(scan, ctx.settings.packages_dir)
+        if package.size > limit:
+            raise _too_large("the dataset archive", package.size, limit)
     estimate = speed = None
     if offer is not None:
         estimate, speed = costs.estimate_micros(
             ctx, offer, spec.model_family, spec.max_train_steps
         )
+    _, _, secrets = split_secrets(spec.config, spec.dataloader)
     return _Prepared(
         job_id=job_id,
         provider=provider,
         spec=spec,
         config_name=config_name,
         offer=offer,
-        scan=scan,
+        scan=scan if isinstance(provider, Uploads) or not package_data else None,
         package=package,
         estimate_micros=estimate,
         steps_per_second=speed,
+        secrets=tuple((path, value) for path, value in secrets if value != MASK),
     )
+
+
+def _refuse_unsupported(request: SubmitRequest) -> None:
+    """Fields a submit may carry that this server does not act on yet: refused, so nobody
+    believes a model was published or a webhook will be called when neither will happen."""
+    for name, value in (("publish", request.publish), ("webhook_url", request.webhook_url)):
+        if value not in (None, "", {}):
+            raise InvalidInputError(
+                f"`{name}` is not supported by this server yet; submit without it (the "
+                "trained model is written to the job's output folder)",
+                code="unsupported_field",
+                field=name,
+            )
 
 
 def _too_large(what: str, size: int, limit: int) -> PayloadTooLargeError:
@@ -308,23 +349,19 @@ def _new_job(ctx: Context, caller: Principal, prepared: _Prepared, request: Subm
     )
 
 
-def mask_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if _looks_secret(k) and v else mask_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
-
-
-def _looks_secret(key: Any) -> bool:
-    lowered = str(key).lower()
-    return any(marker in lowered for marker in _SECRET_MARKERS)
-
-
-def _insert(ctx: Context, caller: Principal, job: Job, key: str | None) -> None:
+def _insert(
+    ctx: Context,
+    caller: Principal,
+    job: Job,
+    key: str | None,
+    secrets: tuple[tuple[SecretPath, Any], ...],
+) -> None:
     ttl = timedelta(hours=ctx.settings.idempotency_ttl_hours)
+    sealed = ctx.secret_box.seal_secrets(list(secrets)) if secrets else None
     with ctx.db.write() as session:
         job_store.insert_job(session, job)
+        if sealed is not None:
+            session.add(JobSecretModel(job_id=job.job_id, ciphertext=sealed))
         if key:
             job_store.claim_idempotency_key(
                 session, user_id=caller.user_id, key=key, job_id=job.job_id, ttl=ttl

@@ -154,7 +154,7 @@ class TestBadInput:
     ) -> None:
         body["dataloader_config"][0]["instance_data_dir"] = "/nonexistent/dataset"
         response = await client.post("/api/cloud/jobs/submit", json=body)
-        await self.assert_refused(client, response, 400, "dataset_not_found")
+        await self.assert_refused(client, response, 400, "path_not_allowed")
         assert "/nonexistent/dataset" in response.json()["detail"]
 
     async def test_dataset_that_is_a_file_or_empty(
@@ -163,7 +163,7 @@ class TestBadInput:
         (tmp_path / "a-file").write_text("x")
         body["dataloader_config"][0]["instance_data_dir"] = str(tmp_path / "a-file")
         response = await client.post("/api/cloud/jobs/submit", json=body)
-        await self.assert_refused(client, response, 400, "invalid_dataset")
+        await self.assert_refused(client, response, 400, "path_not_allowed")
         (tmp_path / "empty").mkdir()
         body["dataloader_config"][0]["instance_data_dir"] = str(tmp_path / "empty")
         response = await client.post("/api/cloud/jobs/submit", json=body)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,7 +84,7 @@ class TestSubmit:
             await client.post("/api/cloud/jobs/preview?provider=replicate", json=body)
         ).json()
         assert preview["data_leaves_machine"] is True and preview["blocked"] is False
-        sent = [f["path"] for d in preview["upload"] for f in d["files"]]
+        sent = [f["path"] for f in preview["first_files"]]
         assert "datasets/training-images/img0.png" in sent
         assert any(".env" in e for e in preview["excluded_files"])
         assert fake.files == {}  # a preview uploads nothing
@@ -167,14 +168,23 @@ class TestSubmit:
         ).json()
         assert preview["blocked"] is True
 
-    async def test_a_symlink_leaving_the_dataset_is_refused(
-        self, client: httpx.AsyncClient, body: dict[str, Any], tmp_path: Path
+    async def test_a_symlink_leaving_the_dataset_is_left_out_and_listed(
+        self, client: httpx.AsyncClient, body: dict[str, Any], tmp_path: Path, settings: Settings
     ) -> None:
         secret = tmp_path / "secret.txt"
         secret.write_text("do not send")
         (Path(body["dataloader_config"][0]["instance_data_dir"]) / "link.txt").symlink_to(secret)
+        await point_webhooks_at(client)
+        preview = (
+            await client.post("/api/cloud/jobs/preview?provider=replicate", json=body)
+        ).json()
+        rule = preview["excluded"]["symlink leaving the dataset"]
+        assert rule == {"count": 1, "examples": ["training-images/link.txt"]}
         response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
-        assert_envelope(response, 400, "symlink_outside_dataset")
+        assert response.status_code == 200, response.text
+        (archive,) = settings.packages_dir.glob("*.zip")
+        with zipfile.ZipFile(archive) as zf:
+            assert not any("link.txt" in name for name in zf.namelist())
 
 
 def signed(

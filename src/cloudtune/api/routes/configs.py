@@ -25,14 +25,14 @@ def _out(named: config_service.NamedConfig) -> ConfigOut:
 
 @router.get("", response_model=ConfigListResponse)
 def list_configs(ctx: CtxDep, caller: CallerDep) -> ConfigListResponse:
-    names = config_service.list_configs(ctx.settings.configs_dir, caller)
+    names = config_service.list_configs(ctx, caller)
     return ConfigListResponse(configs=names, total=len(names))
 
 
 @router.post("", response_model=ConfigOut, status_code=status.HTTP_201_CREATED)
 def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> ConfigOut:
     named, _ = config_service.save_config(
-        ctx.settings.configs_dir,
+        ctx,
         caller,
         body.name,
         body.config,
@@ -44,7 +44,7 @@ def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> Conf
 
 @router.get("/{name}", response_model=ConfigOut)
 def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
-    return _out(config_service.get_config(ctx.settings.configs_dir, caller, name))
+    return _out(config_service.get_config(ctx, caller, name))
 
 
 @router.put("/{name}", response_model=ConfigOut)
@@ -52,7 +52,7 @@ def put_config(
     ctx: CtxDep, caller: CallerDep, name: str, body: ConfigBody, response: Response
 ) -> ConfigOut:
     named, created = config_service.save_config(
-        ctx.settings.configs_dir, caller, name, body.config, body.dataloader_config
+        ctx, caller, name, body.config, body.dataloader_config
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -61,5 +61,5 @@ def put_config(
 
 @router.delete("/{name}", response_model=ConfigDeleteResponse)
 def delete_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigDeleteResponse:
-    config_service.delete_config(ctx.settings.configs_dir, caller, name)
+    config_service.delete_config(ctx, caller, name)
     return ConfigDeleteResponse(name=name)

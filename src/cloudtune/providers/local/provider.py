@@ -19,11 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cloudtune.domain.costs import usd_to_micros
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType
-from cloudtune.domain.training import TrainingSpec
+from cloudtune.domain.training import TrainingSpec, split_secrets
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.base import (
     JobBundle,
@@ -34,6 +35,7 @@ from cloudtune.providers.base import (
     tail_lines,
 )
 from cloudtune.providers.local import processes
+from cloudtune.providers.local.environment import trainer_environment
 from cloudtune.providers.local.hardware import detect_hardware
 from cloudtune.settings import Settings
 
@@ -137,15 +139,18 @@ class LocalProvider:
 
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
         run_dir = self._runs_dir / job.job_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "config.json", bundle.spec.config)
-        _write_json(run_dir / "multidatabackend.json", bundle.spec.dataloader)
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        config, dataloader, _ = split_secrets(bundle.spec.config, bundle.spec.dataloader)
+        _write_json(run_dir / "config.json", config)
+        _write_json(run_dir / "multidatabackend.json", dataloader)
         entry = _Entry(
             job_id=job.job_id,
             run_dir=run_dir,
             priority=job.priority,
             seq=next(self._seq),
-            env=self._trainer_env(job.job_id, run_dir, bundle.webhook_url, bundle.webhook_token),
+            env=self._trainer_env(
+                job.job_id, run_dir, bundle.webhook_url, bundle.webhook_token, bundle.secrets
+            ),
         )
         self._enqueue(entry)
         return ProviderHandle(ref=job.job_id, data={"run_dir": str(run_dir)})
@@ -209,7 +214,11 @@ class LocalProvider:
                 priority=job.priority,
                 seq=next(self._seq),
                 env=self._trainer_env(
-                    job.job_id, run_dir, restored.webhook_url, restored.webhook_token
+                    job.job_id,
+                    run_dir,
+                    restored.webhook_url,
+                    restored.webhook_token,
+                    restored.secrets,
                 ),
             )
             process = processes.find(run_dir)
@@ -252,11 +261,14 @@ class LocalProvider:
         return self._free_slots.pop(0) if self._free_slots else None
 
     def _trainer_env(
-        self, job_id: str, run_dir: Path, webhook_url: str, webhook_token: str
+        self,
+        job_id: str,
+        run_dir: Path,
+        webhook_url: str,
+        webhook_token: str,
+        secrets: Sequence[tuple[tuple[str | int, ...], Any]] = (),
     ) -> dict[str, str]:
-        env = dict(os.environ)
-        for name in [n for n in env if n.startswith("CLOUDTUNE_")]:
-            env.pop(name)
+        env = trainer_environment(os.environ, secrets)
         env.update(
             {
                 "CLOUDTUNE_JOB_ID": job_id,
@@ -424,4 +436,6 @@ def _last_error_line(path: Path) -> str | None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2))
