@@ -5,7 +5,8 @@ cursor pagination, account, hardware, versions, the default webhook secret, and 
 Webhooks-signed deliveries (`start`, `logs`, `output`, `completed`, the last one retried).
 
 Faults can be injected: a share of API calls answering 429 (with Retry-After), 500, or slowly;
-a share of webhook deliveries dropped.
+a share of webhook deliveries dropped; chosen paths always answering an error (`fail_paths`).
+Every API request is counted by method and path (`calls`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import secrets
 import string
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +131,10 @@ class FakeReplicate:
         self.webhooks_sent = 0
         self.webhooks_dropped = 0
         self.page_size = 100
+        # "GET /v1/predictions/<id>" -> requests received (before auth and faults)
+        self.calls: Counter[str] = Counter()
+        # path -> (status, detail) answered to every request for it
+        self.fail_paths: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -193,10 +199,13 @@ class FakeReplicate:
     # -- faults and auth ------------------------------------------------------------------
 
     async def _gate(self, request: Request) -> Response | None:
+        self.calls[f"{request.method} {request.url.path}"] += 1
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme not in ("Bearer", "Token") or value != self.token:
             return problem(401, "Invalid token.")
+        if request.url.path in self.fail_paths:
+            return problem(*self.fail_paths[request.url.path])
         if self.faults.rate and random.random() < self.faults.rate:
             kind = random.choice(self.faults.kinds)
             if kind == "429":
@@ -445,6 +454,10 @@ class FakeReplicate:
 
     def predictions_for(self, job_id: str) -> list[FakePrediction]:
         return [p for p in self.predictions.values() if job_id in json.dumps(p.input)]
+
+    def reads_of(self, prediction_id: str) -> int:
+        """Requests that read one prediction (its status and its logs come in one GET)."""
+        return self.calls[f"GET /v1/predictions/{prediction_id}"]
 
 
 def main() -> None:

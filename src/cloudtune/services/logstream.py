@@ -1,4 +1,10 @@
-"""Following a job's log as a stream of events (the API turns them into SSE)."""
+"""Following a job's log as a stream of events (the API turns them into SSE).
+
+A local job's log is its file on this machine, read from where the last read stopped. A remote
+job's log is the copy the reconciler keeps in the database: a follower polls that copy and never
+the provider, and only asks the reconciler to look at the job soon (paced per job, so a hundred
+followers cost the provider what one does).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from cloudtune.domain.principal import Principal
 from cloudtune.providers.base import HasLogFile
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import get_job, handle_of
+from cloudtune.services.reconciler import Reconciler
 from cloudtune.store import jobs as job_store
+from cloudtune.store import providers as provider_store
 
 POLL_SECONDS = 0.25
 STATUS_EVERY = 4  # polls between status checks
@@ -24,16 +32,18 @@ class StreamEvent:
     data: str
 
 
-async def follow_logs(ctx: Context, caller: Principal, job_id: str) -> AsyncIterator[StreamEvent]:
+async def follow_logs(
+    ctx: Context, caller: Principal, job_id: str, reconciler: Reconciler | None = None
+) -> AsyncIterator[StreamEvent]:
     job = await ctx.in_thread(get_job, ctx, caller, job_id)
-    return _follow(ctx, caller, job_id, job.status.value)
+    return _follow(ctx, caller, job_id, job.status.value, reconciler)
 
 
 async def _follow(
-    ctx: Context, caller: Principal, job_id: str, status: str
+    ctx: Context, caller: Principal, job_id: str, status: str, reconciler: Reconciler | None
 ) -> AsyncIterator[StreamEvent]:
     yield StreamEvent("status", status)
-    reader = _LogReader(ctx, job_id)
+    reader = _LogReader(ctx, job_id, reconciler)
     polls = 0
     while True:
         for line in await reader.new_lines():
@@ -46,7 +56,7 @@ async def _follow(
                 yield StreamEvent("status", status)
             if job.is_terminal:
                 await asyncio.sleep(POLL_SECONDS)
-                for line in await reader.new_lines():
+                for line in [*await reader.new_lines(), *reader.unfinished_line()]:
                     yield StreamEvent(None, line)
                 yield StreamEvent("done", status)
                 return
@@ -54,27 +64,45 @@ async def _follow(
 
 
 class _LogReader:
-    """New complete lines since the last call, from the job's log file or provider logs."""
+    """New complete lines since the last call, from the job's log file or its stored log."""
 
-    def __init__(self, ctx: Context, job_id: str) -> None:
+    def __init__(self, ctx: Context, job_id: str, reconciler: Reconciler | None) -> None:
         self._ctx = ctx
         self._job_id = job_id
-        self._offset = 0
+        self._reconciler = reconciler
+        self._offset = 0  # bytes of a log file, characters of a stored log
         self._partial = b""
 
     async def new_lines(self) -> list[str]:
-        job = await self._ctx.in_thread(_job_quiet, self._ctx, self._job_id)
+        job, stored = await self._ctx.in_thread(_load, self._ctx, self._job_id, self._offset)
         if job is None or job.provider_ref is None:
             return []
         provider = self._ctx.providers.get(job.provider)
         if isinstance(provider, HasLogFile):
             data = await asyncio.to_thread(self._read_file, provider.log_path(handle_of(job)))
         else:
-            text = (await provider.logs(handle_of(job), None)).encode()
-            data, self._offset = text[self._offset :], len(text)
+            if self._reconciler is not None and job.is_active:
+                self._reconciler.ask([job])
+            data = self._take_stored(stored)
         data = self._partial + data
         *lines, self._partial = data.split(b"\n")
-        return [line.decode("utf-8", errors="replace").rstrip("\r") for line in lines]
+        return [_decode(line) for line in lines]
+
+    def unfinished_line(self) -> list[str]:
+        """The last line when the log ended without a newline (once the job is over)."""
+        rest, self._partial = self._partial, b""
+        return [_decode(rest)] if rest else []
+
+    def _take_stored(self, stored: tuple[int, str] | None) -> bytes:
+        if stored is None:
+            return b""
+        length, text = stored
+        if length < self._offset:
+            # The copy was replaced by a shorter log: go on from its end rather than repeat it.
+            self._offset = length
+            return b""
+        self._offset += len(text)
+        return text.encode()
 
     def _read_file(self, path: Path) -> bytes:
         try:
@@ -87,6 +115,14 @@ class _LogReader:
         return data
 
 
-def _job_quiet(ctx: Context, job_id: str) -> Job | None:
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _load(ctx: Context, job_id: str, start: int) -> tuple[Job | None, tuple[int, str] | None]:
+    """The job, and for a remote job its stored log from `start` on (one read)."""
     with ctx.db.read() as session:
-        return job_store.get_job(session, job_id)
+        job = job_store.get_job(session, job_id)
+        if job is None or isinstance(ctx.providers.get(job.provider), HasLogFile):
+            return job, None
+        return job, provider_store.get_logs_from(session, job_id, start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cloudtune.store.tables import JobLogModel, ProviderSettingsModel, WebhookDeliveryModel
@@ -62,3 +62,14 @@ def save_logs(session: Session, job_id: str, text: str, at: datetime) -> None:
 def get_logs(session: Session, job_id: str) -> str | None:
     row = session.get(JobLogModel, job_id)
     return row.text if row else None
+
+
+def get_logs_from(session: Session, job_id: str, start: int) -> tuple[int, str] | None:
+    """The stored log's length and its text from character `start` on, cut in the database so
+    a follower polling a long log reads only what is new."""
+    row = session.execute(
+        select(func.length(JobLogModel.text), func.substr(JobLogModel.text, start + 1)).where(
+            JobLogModel.job_id == job_id
+        )
+    ).first()
+    return None if row is None else (int(row[0] or 0), row[1] or "")

@@ -131,7 +131,9 @@ async def list_jobs(request: Request) -> Response:
         caller, status=query.get("status"), provider=provider, job_type=query.get("job_type")
     )
     if query.get("sync_active", "").lower() in ("1", "true", "yes", "on"):
-        await request.app.state.reconciler.sync(provider)
+        # Asks the reconciler about the caller's visible active jobs (paced per job, shared by
+        # every reader, errors logged): a reader never drives provider calls.
+        await request.app.state.reconciler.refresh_visible(flt)
 
     async def render() -> bytes:
         page = await ctx.in_thread(
@@ -177,8 +179,10 @@ async def get_logs(
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def stream_logs(ctx: CtxDep, caller: CallerDep, job_id: str) -> EventSourceResponse:
-    events = await logstream.follow_logs(ctx, caller, job_id)
+async def stream_logs(
+    request: Request, ctx: CtxDep, caller: CallerDep, job_id: str
+) -> EventSourceResponse:
+    events = await logstream.follow_logs(ctx, caller, job_id, request.app.state.reconciler)
 
     async def sse():  # type: ignore[no-untyped-def]
         async for item in events:
