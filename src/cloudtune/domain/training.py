@@ -260,6 +260,10 @@ def _child(node: Any, step: str | int) -> Any:
 # Keys whose values a trainer writes to. Everything else path-like is read.
 _WRITE_KEYS = frozenset({"output_dir", "logging_dir", "cache_dir"})
 _PATH_SUFFIXES = ("_dir", "_path", "_file", "_folder", "_library", "_name_or_path")
+# Path-valued keys whose names do not say so.
+_READ_KEYS = frozenset(
+    {"resume_from_checkpoint", "init_lora", "data_backend_config", "lycoris_config", "path"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +299,7 @@ def _path_fields_of(node: dict[str, Any], skip: tuple[str, ...]) -> Iterator[Pat
         writes = name in _WRITE_KEYS or name.startswith("cache_dir")
         if writes:
             yield PathField(node, str(key), value, writes=True)
-        elif (name == "path" or name.endswith(_PATH_SUFFIXES)) and looks_local(value):
+        elif (name in _READ_KEYS or name.endswith(_PATH_SUFFIXES)) and looks_local(value):
             yield PathField(node, str(key), value, writes=False)
 
 
