@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -13,23 +14,24 @@ from cloudtune.settings import Settings
 from cloudtune.store import providers as provider_store
 from cloudtune.store.db import Database
 
-# Settings a user may change, with their types; anything else is refused.
-EDITABLE: dict[str, type | tuple[type, ...]] = {
-    "webhook_url": (str, type(None)),
-    "webhook_allowed_ips": (list, type(None)),
-    "default_hardware_profile": (str, type(None)),
-    "model": (str, type(None)),
-    "version": (str, type(None)),
-    "require_signature": bool,
+# Settings a user may change, per provider, with their types and defaults; anything else is
+# refused. The local provider has none of its own (it is configured by the server's settings),
+# so it shows none of Replicate's.
+Setting = tuple[type | tuple[type, ...], Any]
+_REPLICATE: dict[str, Setting] = {
+    "webhook_url": ((str, type(None)), None),
+    "webhook_allowed_ips": ((list, type(None)), []),
+    "default_hardware_profile": ((str, type(None)), "h100"),
+    "model": ((str, type(None)), "simpletuner/advanced-trainer"),
+    "version": ((str, type(None)), None),
+    "require_signature": (bool, True),
 }
-DEFAULTS: dict[str, Any] = {
-    "webhook_url": None,
-    "webhook_allowed_ips": [],
-    "default_hardware_profile": "h100",
-    "model": "simpletuner/advanced-trainer",
-    "version": None,
-    "require_signature": True,
-}
+PROVIDER_SETTINGS: dict[str, dict[str, Setting]] = {"local": {}, "replicate": _REPLICATE}
+
+
+def editable(provider: str) -> dict[str, Setting]:
+    """A provider added later has no settings until it gets a table here."""
+    return PROVIDER_SETTINGS.get(provider, {})
 
 
 class ProviderSettingsStore:
@@ -66,20 +68,25 @@ class ProviderSettingsStore:
         version = self._db.write_version
         with self._db.read() as session:
             row = provider_store.get_settings(session, provider)
-        config = {**DEFAULTS, **((row.settings or {}) if row else {})}
+        known = editable(provider)
+        saved = (row.settings or {}) if row else {}
+        # Keys saved before settings were per provider are not this provider's: left out.
+        config = {key: saved.get(key, copy.copy(default)) for key, (_, default) in known.items()}
         token = self._box.decrypt(row.token_ciphertext) if row and row.token_ciphertext else None
         self._cache[provider] = (version, time.monotonic() + 5.0, config, token)
         return config, token
 
     def update(self, caller: Principal, provider: str, changes: dict[str, Any]) -> dict[str, Any]:
         caller.require("provider.manage")
+        known = editable(provider)
         for key, value in changes.items():
-            if key not in EDITABLE:
+            if key not in known:
+                names = ", ".join(sorted(known)) or "none"
                 raise InvalidInputError(
-                    f"unknown setting {key!r}; settings: {', '.join(sorted(EDITABLE))}",
+                    f"unknown setting {key!r} for {provider}; its settings: {names}",
                     code="invalid_setting",
                 )
-            if not isinstance(value, EDITABLE[key]):
+            if not isinstance(value, known[key][0]):
                 raise InvalidInputError(
                     f"setting {key!r} has the wrong type", code="invalid_setting"
                 )

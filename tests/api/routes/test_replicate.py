@@ -17,7 +17,10 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
+from cloudtune.domain.jobs import utcnow
+from cloudtune.providers.replicate.client import ReplicateClient
 from cloudtune.settings import LocalProviderSettings, Settings
+from cloudtune.store import providers as provider_store
 from tests.api.routes.test_jobs import assert_envelope
 from tests.conftest import TERMINAL
 from tests.factories import job_body, make_dataset
@@ -366,3 +369,49 @@ async def test_sync_finds_what_no_webhook_said(
     assert synced["success"] is True and synced["updated"] >= 1
     job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
     assert job["status"] == "completed"
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+async def test_the_base_url_works_with_or_without_v1(fake: FakeReplicate, suffix: str) -> None:
+    root = fake.base_url.removesuffix("/v1")
+    client = ReplicateClient(root + suffix, fake.token)
+    try:
+        assert (await client.account())["username"] == "fake-user"
+        assert [p async for p in client.predictions()] == []
+    finally:
+        await client.aclose()
+    assert fake.calls["GET /v1/account"] == 1 and fake.calls["GET /v1/predictions"] == 1
+
+
+async def test_a_provider_error_names_the_request_that_failed_but_not_the_token(
+    client: httpx.AsyncClient, fake: FakeReplicate
+) -> None:
+    path = "/v1/models/simpletuner/advanced-trainer-h100/versions"
+    fake.fail_paths[path] = (404, "The requested resource could not be found.")
+    response = await client.get("/api/cloud/providers/replicate/versions")
+    assert_envelope(response, 502)
+    detail = response.json()["detail"]
+    assert f"GET {fake.base_url}/models/simpletuner/advanced-trainer-h100/versions" in detail
+    assert "404" in detail and "could not be found" in detail
+    assert fake.token not in response.text
+
+
+async def test_the_local_provider_shows_only_its_own_settings(client: httpx.AsyncClient) -> None:
+    db = client.app.state.ctx.db  # type: ignore[attr-defined]
+    with db.write() as session:  # saved before settings were per provider
+        provider_store.save_settings(
+            session, "local", at=utcnow(), settings={"webhook_url": "http://x", "model": "m"}
+        )
+    local = (await client.get("/api/cloud/providers/local")).json()
+    assert local["provider"] == "local" and local["config"] == {}
+    refused = await client.put("/api/cloud/providers/local", json={"webhook_url": "http://x"})
+    assert_envelope(refused, 400, "invalid_setting")
+    replicate = (await client.get("/api/cloud/providers/replicate")).json()["config"]
+    assert set(replicate) == {
+        "webhook_url",
+        "webhook_allowed_ips",
+        "default_hardware_profile",
+        "model",
+        "version",
+        "require_signature",
+    }

@@ -29,11 +29,21 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class ReplicateError(Exception):
-    def __init__(self, status: int | None, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{status or 'no answer'}: {detail}")
+    """`request` is the method and URL that failed (the token rides in a header, never here)."""
+
+    def __init__(
+        self,
+        status: int | None,
+        detail: str,
+        retry_after: float | None = None,
+        *,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(f"{request + ' ' if request else ''}{status or 'no answer'}: {detail}")
         self.status = status
         self.detail = detail
         self.retry_after = retry_after
+        self.request = request
 
     @property
     def retryable(self) -> bool:
@@ -52,6 +62,14 @@ class BreakerOpenError(ReplicateError):
         return False
 
 
+def api_root(base_url: str) -> str:
+    """`<root>/v1/` for a base URL given with or without a trailing `/v1` or `/`."""
+    root = base_url.strip().rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    return root + "/v1/"
+
+
 class ReplicateClient:
     def __init__(
         self,
@@ -65,8 +83,9 @@ class ReplicateClient:
         upload_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._root = api_root(base_url)
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=self._root,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "cloudtune"},
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
@@ -92,10 +111,14 @@ class ReplicateClient:
         return str((await self._safe("GET", "webhooks/default/secret"))["key"])
 
     async def latest_version(self, model: str) -> str:
-        page = await self._safe("GET", f"models/{model}/versions")
-        results = page.get("results") or []
+        path = f"models/{model}/versions"
+        results = (await self._safe("GET", path)).get("results") or []
         if not results:
-            raise ReplicateError(404, f"No versions available for model {model}")
+            raise ReplicateError(
+                404,
+                f"No versions available for model {model}",
+                request=f"GET {self._url(path)}",
+            )
         return str(results[0]["id"])
 
     async def versions(self, model: str) -> list[dict[str, Any]]:
@@ -124,6 +147,8 @@ class ReplicateClient:
             for item in page.get("results") or []:
                 yield item
             url = page.get("next")
+            if url is not None and not self._url(url).startswith(self._root):
+                return  # a cursor elsewhere would get our token; the first pages suffice
 
     async def upload_file(self, path: Path, *, filename: str, content_type: str) -> dict[str, Any]:
         """Retried like a safe call: a second upload only leaves an unused file behind."""
@@ -131,34 +156,42 @@ class ReplicateClient:
         if size > MAX_UPLOAD_BYTES:
             raise ReplicateError(413, f"file of {size} bytes is over the {MAX_UPLOAD_BYTES} limit")
 
+        url = self._url("files")
+
         async def send() -> httpx.Response:
             with open(path, "rb") as content:
                 return await self._http.post(
-                    "files",
+                    url,
                     files={"content": (filename, content, content_type)},
                     timeout=httpx.Timeout(self._upload_timeout, connect=10.0),
                 )
 
-        return await self._with_retries(send)
+        return await self._with_retries(send, f"POST {url}")
 
     async def create_prediction(self, body: dict[str, Any]) -> dict[str, Any]:
         """One create. A 429 (not applied) is waited out and sent again; a failure that may have
         been applied raises UncertainCreateError and is never re-sent here."""
+        url = self._url("predictions")
+        request = f"POST {url}"
         for attempt in range(self._attempts):
             self._gate()
             try:
-                response = await self._http.post("predictions", json=body)
+                response = await self._http.post(url, json=body)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
                 self._breaker.record_failure()
-                raise UncertainCreateError(None, f"{type(exc).__name__} during create") from exc
+                raise UncertainCreateError(
+                    None, f"{type(exc).__name__} during create", request=request
+                ) from exc
             if response.status_code >= 500:
                 self._breaker.record_failure()
-                raise UncertainCreateError(response.status_code, _detail(response))
+                raise UncertainCreateError(
+                    response.status_code, _detail(response), request=request
+                )
             if response.status_code == 429 and attempt + 1 < self._attempts:
                 self._breaker.record_failure()
                 await asyncio.sleep(_retry_after(response) or _backoff(attempt + 1))
                 continue
-            return self._result(response)
+            return self._result(response, request)
         raise AssertionError("unreachable")
 
     # -- plumbing -------------------------------------------------------------------------
@@ -169,10 +202,17 @@ class ReplicateClient:
                 503, f"Replicate keeps failing; calls paused for {self._breaker.retry_in():.0f}s"
             )
 
-    async def _safe(self, method: str, url: str) -> Any:
-        return await self._with_retries(lambda: self._http.request(method, url))
+    def _url(self, path: str) -> str:
+        """The absolute URL of an API path (a `next` cursor is absolute already)."""
+        return str(self._http.base_url.join(path))
 
-    async def _with_retries(self, send: Callable[[], Awaitable[httpx.Response]]) -> Any:
+    async def _safe(self, method: str, path: str) -> Any:
+        url = self._url(path)
+        return await self._with_retries(lambda: self._http.request(method, url), f"{method} {url}")
+
+    async def _with_retries(
+        self, send: Callable[[], Awaitable[httpx.Response]], request: str
+    ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, ReplicateError) and e.retryable),
             stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_retry_seconds),
@@ -186,17 +226,22 @@ class ReplicateClient:
                     response = await send()
                 except httpx.HTTPError as exc:
                     self._breaker.record_failure()
-                    raise ReplicateError(None, f"{type(exc).__name__}") from exc
-                return self._result(response)
+                    raise ReplicateError(None, type(exc).__name__, request=request) from exc
+                return self._result(response, request)
         raise AssertionError("unreachable")
 
-    def _result(self, response: httpx.Response) -> Any:
+    def _result(self, response: httpx.Response, request: str) -> Any:
         if response.status_code >= 400:
             if response.status_code in _RETRY_STATUSES:
                 self._breaker.record_failure()
             else:
                 self._breaker.record_success()  # the API answered; the request was wrong
-            raise ReplicateError(response.status_code, _detail(response), _retry_after(response))
+            raise ReplicateError(
+                response.status_code,
+                _detail(response),
+                _retry_after(response),
+                request=request,
+            )
         self._breaker.record_success()
         if response.status_code == 204 or not response.content:
             return {}

@@ -296,16 +296,19 @@ def _webhook_url(base: str | None, job_id: str) -> str | None:
 
 
 def _provider_error(action: str, exc: ReplicateError) -> ProviderError:
+    """Says which request failed (method and URL: a wrong base URL shows at once)."""
     if isinstance(exc, BreakerOpenError):
         return ProviderUnavailableError(f"replicate: {exc.detail}", provider="replicate")
+    where = f" ({exc.request})" if exc.request else ""
     if exc.status in (401, 403):
         return ProviderError(
-            "replicate: the token was refused (check REPLICATE_API_TOKEN)",
+            f"replicate: the token was refused{where}; check REPLICATE_API_TOKEN",
             code="provider_auth_failed",
             provider="replicate",
         )
+    answer = f"answered {exc.status}" if exc.status else "no answer"
     return ProviderError(
-        f"replicate: {action} failed ({exc.detail})",
+        f"replicate: {action} failed: {exc.request or 'request'} {answer}: {exc.detail}",
         provider="replicate",
         provider_status=exc.status,
     )
