@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cloudtune.domain.costs import Period, cost_micros, period_end, period_start, usd_to_micros
+import pytest
+
+from cloudtune.domain.costs import (
+    Period,
+    cost_micros,
+    format_usd,
+    period_end,
+    period_start,
+    usd_to_micros,
+)
 from tests.factories import make_job
 
 
@@ -31,3 +40,22 @@ def test_daily_and_monthly_periods() -> None:
     assert period_start(Period.DAILY, now) == datetime(2026, 12, 31, tzinfo=UTC)
     assert period_start(Period.MONTHLY, now) == datetime(2026, 12, 1, tzinfo=UTC)
     assert period_end(Period.MONTHLY, now) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("micros", "shown"),
+    [
+        (0, "$0.00"),
+        (2_000, "$0.002"),
+        (1_500, "$0.0015"),
+        (123, "$0.00012"),
+        (1, "$0.000001"),
+        (9_999, "$0.01"),
+        (10_000, "$0.01"),
+        (1_500_000, "$1.50"),
+        (1_234_567_891, "$1,234.57"),
+        (-2_000, "-$0.002"),
+    ],
+)
+def test_money_in_messages_keeps_enough_digits(micros: int, shown: str) -> None:
+    assert format_usd(micros) == shown

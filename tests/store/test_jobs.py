@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -55,6 +55,39 @@ class TestSwitchJobStatus:
         assert running.job.started_at is not None
         assert done.job.completed_at >= running.job.started_at
         assert done.job.error_message == "boom"
+
+    def test_a_start_reported_before_the_queue_time_is_clamped(self, db: Database) -> None:
+        """A provider's clock behind ours (or Replicate's created_at as a start): started_at
+        is never before queued_at, and completed_at never before started_at."""
+        queued = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+        job = create_job(db, status=JobStatus.QUEUED, created_at=queued, queued_at=queued)
+        early = queued - timedelta(seconds=30)
+        with db.write() as session:
+            running = job_store.switch_job_status(
+                session, job.job_id, JobStatus.RUNNING, started_at=early
+            )
+            done = job_store.switch_job_status(
+                session, job.job_id, JobStatus.COMPLETED, completed_at=early
+            )
+        assert running.job.started_at == queued
+        assert done.job.started_at == queued and done.job.completed_at == queued
+        assert done.job.duration_seconds() == 0.0
+
+    def test_a_job_finished_before_it_was_seen_running_starts_after_its_queue_time(
+        self, db: Database
+    ) -> None:
+        queued = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+        job = create_job(db, status=JobStatus.QUEUED, created_at=queued, queued_at=queued)
+        with db.write() as session:
+            done = job_store.switch_job_status(
+                session,
+                job.job_id,
+                JobStatus.COMPLETED,
+                started_at=queued - timedelta(minutes=1),
+                completed_at=queued + timedelta(minutes=2),
+            )
+        assert done.job.started_at == queued
+        assert done.job.completed_at == queued + timedelta(minutes=2)
 
     def test_unknown_job_gives_none(self, db: Database) -> None:
         with db.write() as session:

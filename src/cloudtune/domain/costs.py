@@ -18,6 +18,20 @@ def micros_to_usd(micros: int | None) -> float | None:
     return None if micros is None else float(Decimal(micros) / MICROS_PER_USD)
 
 
+def format_usd(micros: int) -> str:
+    """Money for a message: cents from $0.01 up ("$12.50"), below that two significant digits
+    ("$0.002", "$0.0015") so a small cap never reads as "$0.00"."""
+    usd = Decimal(micros) / MICROS_PER_USD
+    sign = "-" if usd < 0 else ""
+    usd = abs(usd)
+    if usd == 0 or usd >= Decimal("0.01"):
+        return f"{sign}${usd.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
+    # -adjusted() is the position of the first significant digit after the point.
+    places = min(6, -usd.adjusted() + 1)
+    text = f"{usd.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):f}".rstrip("0")
+    return f"{sign}${text}"
+
+
 def cost_micros(price_per_hour_micros: int, seconds: float | Decimal) -> int:
     """price × billed seconds, rounded to the micro-dollar."""
     exact = Decimal(price_per_hour_micros) * Decimal(str(seconds)) / Decimal(3600)

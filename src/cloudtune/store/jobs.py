@@ -194,6 +194,10 @@ def switch_job_status(
     values: dict[str, Any] = {"status": new_status.value, "updated_at": now}
     if new_status == JobStatus.QUEUED and job.queued_at is None:
         values["queued_at"] = now
+    # A provider's clock (or Replicate's created_at) may be behind ours: a job never starts
+    # before it was queued (or created), nor ends before it started.
+    started_at = _not_before(started_at, job.queued_at or job.created_at)
+    completed_at = _not_before(completed_at, job.started_at or started_at)
     if new_status != JobStatus.QUEUED:
         values["queue_position"] = None
     if new_status == JobStatus.RUNNING and job.started_at is None:
@@ -226,6 +230,12 @@ def switch_job_status(
     updated = get_job(session, job_id)
     assert updated is not None
     return StatusChange(applied=True, job=updated, previous=previous)
+
+
+def _not_before(value: datetime | None, floor: datetime | None) -> datetime | None:
+    if value is None or floor is None:
+        return value
+    return max(value, floor)
 
 
 def update_job_fields(session: Session, job_id: str, **values: Any) -> None:
