@@ -217,7 +217,8 @@ def _without_secrets(value: Any, where: SecretPath, found: list[tuple[SecretPath
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if looks_secret(key) and item not in (None, "", MASK) and not isinstance(item, bool):
+            # A `***` (what answers show) is kept as such: the caller means "unchanged".
+            if looks_secret(key) and item not in (None, "") and not isinstance(item, bool):
                 found.append(((*where, key), item))
             else:
                 out[key] = _without_secrets(item, (*where, key), found)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,7 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (under an advisory lock on PostgreSQL)."""
+        self._owner_only()
         with self.engine.connect() as connection:
             if not self.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
@@ -83,6 +85,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def _owner_only(self) -> None:
+        """A SQLite file holds password and key hashes and encrypted secrets: readable by the
+        server's user alone. SQLite gives its -wal and -shm files the database file's mode."""
+        database = make_url(self.url).database if self.is_sqlite else None
+        if not database or database == ":memory:":
+            return
+        path = Path(database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
 
 
 def alembic_config(url: str) -> Config:
