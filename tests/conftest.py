@@ -95,7 +95,9 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     settings.port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.port, log_level="warning", proxy_headers=False
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

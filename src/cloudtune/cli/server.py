@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cloudtune.settings import Settings
+
+# How uvicorn meets the network; the body limits live in cloudtune.api.limits.
+UVICORN_OPTIONS: dict[str, Any] = {
+    # X-Forwarded-* count only from CLOUDTUNE_TRUSTED_PROXIES (cloudtune.api.guards); uvicorn's
+    # own handling believes any loopback peer.
+    "proxy_headers": False,
+    # h11 bounds the request line and headers (httptools reads headers without a bound).
+    "http": "h11",
+    "h11_max_incomplete_event_size": 64 * 1024,
+    # An idle kept-alive connection is closed after this many seconds.
+    "timeout_keep_alive": 5,
+}
 
 
 def serve(
@@ -17,7 +29,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8001).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
-    """Start the API server (and the web UI) with the embedded database by default."""
+    """Start the API server (REST API and OpenAPI docs at /docs), with the embedded database by
+    default."""
     import uvicorn
 
     from cloudtune.settings import get_settings
@@ -43,6 +56,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             reload=True,
+            **UVICORN_OPTIONS,
         )
         return
     from cloudtune.api.app import create_app
@@ -53,6 +67,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        **UVICORN_OPTIONS,
     )
 
 

@@ -8,12 +8,16 @@ import orjson
 from fastapi import APIRouter, Header, Request, Response
 
 from cloudtune.api.deps import CtxDep
-from cloudtune.errors import InvalidInputError
+from cloudtune.api.errors import error_responses
+from cloudtune.api.limits import TRAINER_EVENT_MAX_BYTES
+from cloudtune.errors import InvalidInputError, PayloadTooLargeError
 from cloudtune.services import progress
 
-router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
-
-MAX_EVENT_BYTES = 256 * 1024
+router = APIRouter(
+    prefix="/api/webhooks",
+    tags=["webhooks"],
+    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422),
+)
 
 
 @router.post("/trainer/{job_id}")
@@ -27,9 +31,11 @@ async def trainer_event(
     token = x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
+    # The body limit (cloudtune.api.limits) has refused a longer body while it streamed in, so
+    # reading it whole holds at most TRAINER_EVENT_MAX_BYTES; the check stays as a last line.
     body = await request.body()
-    if len(body) > MAX_EVENT_BYTES:
-        raise InvalidInputError("event body too large", code="invalid_payload")
+    if len(body) > TRAINER_EVENT_MAX_BYTES:
+        raise PayloadTooLargeError("event body too large", limit_bytes=TRAINER_EVENT_MAX_BYTES)
     try:
         payload: Any = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
