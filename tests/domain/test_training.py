@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from cloudtune.domain.training import build_spec
+from cloudtune.domain.training import (
+    build_spec,
+    check_depth,
+    mask_secrets,
+    merge_secrets,
+    split_secrets,
+)
 from cloudtune.errors import InvalidInputError
 
 
@@ -62,3 +68,51 @@ def test_dataloader_must_be_a_list_of_objects() -> None:
         build_spec({"model_family": "reference"}, {"id": "x"})
     with pytest.raises(InvalidInputError):
         build_spec({"model_family": "reference"}, ["x"])
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "--hub_token",
+        "hf_token",
+        "aws_secret_access_key",
+        "aws_access_key_id",
+        "access_key",
+        "s3_key",
+        "api_key",
+        "webhook_auth",
+        "auth",
+        "db_password",
+        "gcs_credentials",
+        "client_secret",
+    ],
+)
+def test_secret_keys_are_masked(key: str) -> None:
+    masked = mask_secrets({key: "value", "nested": [{key: "value"}]})
+    assert masked == {key: "***", "nested": [{key: "***"}]}
+
+
+@pytest.mark.parametrize(
+    "key", ["--tokenizer_max_length", "--learning_rate", "author", "--output_dir"]
+)
+def test_ordinary_keys_are_not_masked(key: str) -> None:
+    assert mask_secrets({key: "value"}) == {key: "value"}
+
+
+def test_secrets_split_out_and_merge_back() -> None:
+    config = {"--hub_token": "hf_x", "--push_to_hub": True, "--lr": 1}
+    loader = [{"id": "a", "aws_secret_access_key": "k", "nested": {"auth": "t"}}]
+    public_config, public_loader, secrets = split_secrets(config, loader)
+    assert "--hub_token" not in public_config and public_config["--push_to_hub"] is True
+    assert public_loader == [{"id": "a", "nested": {}}]
+    merge_secrets(public_config, public_loader, secrets)
+    assert public_config == config and public_loader == loader
+
+
+def test_nesting_deeper_than_the_limit_is_refused() -> None:
+    value: object = 1
+    for _ in range(70):
+        value = [value]
+    with pytest.raises(InvalidInputError):
+        check_depth("config", value, 64)
+    check_depth("config", [[1]], 64)

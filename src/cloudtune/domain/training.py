@@ -185,7 +185,12 @@ def looks_secret(key: Any) -> bool:
     webhook auth, any `*_key`..."""
     name = arg_name(str(key)).lower()
     words = set(re.split(r"[^a-z0-9]+", name))
-    return bool(words & _SECRET_WORDS) or name == "key" or name.endswith(("_key", "-key"))
+    return (
+        bool(words & _SECRET_WORDS)
+        or name == "key"
+        or name.endswith(("_key", "-key"))
+        or "access_key" in name
+    )
 
 
 def mask_secrets(value: Any) -> Any:

@@ -21,6 +21,7 @@ from cloudtune.domain.training import (
     SecretPath,
     TrainingSpec,
     build_spec,
+    check_depth,
     mask_secrets,
     split_secrets,
 )
@@ -241,7 +242,10 @@ def _prepare(
         config.update(request.config)
     if not config:
         raise _invalid("No configuration provided: send `config` or `config_name_to_load`")
-    spec = build_spec(config, copy.deepcopy(dataloader), max_depth=ctx.settings.json_max_depth)
+    depth = ctx.settings.json_max_depth
+    check_depth("config", config, depth)
+    check_depth("dataloader_config", dataloader, depth)  # before copying it, recursively
+    spec = build_spec(config, copy.deepcopy(dataloader), max_depth=depth)
     job_id = uuid.uuid4().hex
     policy = FileAccessPolicy.for_caller(ctx.settings, caller)
     local = spec.local_datasets()

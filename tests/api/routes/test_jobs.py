@@ -169,6 +169,16 @@ class TestBadInput:
         response = await client.post("/api/cloud/jobs/submit", json=body)
         await self.assert_refused(client, response, 400, "dataset_empty")
 
+    @pytest.mark.parametrize(
+        "field", [{"publish": {"hub_model_id": "me/lora"}}, {"webhook_url": "https://x.example"}]
+    )
+    async def test_fields_not_acted_on_yet_are_refused(
+        self, client: httpx.AsyncClient, body: dict[str, Any], field: dict[str, Any]
+    ) -> None:
+        response = await client.post("/api/cloud/jobs/submit", json=body | field)
+        await self.assert_refused(client, response, 400, "unsupported_field")
+        assert next(iter(field)) in response.json()["detail"]
+
     async def test_unknown_config_name(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
             "/api/cloud/jobs/submit", json={"config_name_to_load": "never-saved"}
