@@ -61,9 +61,14 @@ def child_read(folder: Path) -> None:
 
 
 def child_zip(folder: Path, out: Path) -> None:
+    from cloudtune.domain.principal import LOCAL_ADMIN
+    from cloudtune.services.file_access import FileAccessPolicy
     from cloudtune.services.packaging import package, scan_datasets
+    from cloudtune.settings import Settings
 
-    scan = scan_datasets([{"id": "bench", "instance_data_dir": str(folder)}])
+    policy = FileAccessPolicy.for_caller(Settings(home=out / "home"), LOCAL_ADMIN)
+    dataset = {"id": "bench", "instance_data_dir": str(folder)}
+    scan = scan_datasets([dataset], policy, max_files=10_000_000)
     result = package(scan, out)
     print(result.size, flush=True)
 

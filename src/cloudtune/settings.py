@@ -194,7 +194,7 @@ class Settings(BaseSettings):
         """The home folder holds the database, keys and run secrets: only its owner may enter."""
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
-        for folder in (self.configs_dir, self.runs_dir, self.outputs_dir):
+        for folder in (self.configs_dir, self.runs_dir, self.outputs_dir, self.datasets_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
 
