@@ -30,6 +30,13 @@ class Metrics:
             ["provider", "call"],
             registry=self.registry,
         )
+        # One per argon2 verify (dummy verifies of unknown users included): how many password
+        # guesses got past the login budgets.
+        self.password_checks = Counter(
+            "cloudtune_password_checks",
+            "Password hash verifications made by logins",
+            registry=self.registry,
+        )
         self.webhook_events = Counter(
             "cloudtune_webhook_events",
             "Provider webhooks by result",

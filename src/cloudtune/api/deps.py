@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -39,14 +40,11 @@ def credential(request: Request) -> tuple[str | None, bool]:
 
 
 async def get_caller(request: Request) -> Principal:
-    """async: FastAPI would run a plain function in the thread pool, a costly hop per request."""
-    ctx, state = get_context(request), request.app.state.auth
+    ctx = get_context(request)
     token, from_cookie = credential(request)
-    caller = auth.cached_principal(ctx, state, token=token, from_cookie=from_cookie)
-    if caller is None:
-        caller = await ctx.in_thread(
-            auth.authenticate, ctx, state, token=token, from_cookie=from_cookie
-        )
+    # Resolved from the database every time (no per-process cache): a revocation made by
+    # another replica must count on the very next request.
+    caller = await ctx.in_thread(auth.authenticate, ctx, token=token, from_cookie=from_cookie)
     if from_cookie and token and request.method not in _SAFE_METHODS:
         # Cookies ride along on cross-site requests; a state change also needs the CSRF token,
         # which only our own pages can read.
@@ -58,9 +56,27 @@ async def get_caller(request: Request) -> Principal:
     return caller
 
 
+async def require_metrics_reader(request: Request) -> None:
+    """GET /metrics: a scraper holding CLOUDTUNE_METRICS_TOKEN as its bearer token, or a caller
+    with cost.manage (the local admin in no-users mode)."""
+    ctx = get_context(request)
+    expected = ctx.settings.metrics_token
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if (
+        expected is not None
+        and expected.get_secret_value()
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(value.strip().encode(), expected.get_secret_value().encode())
+    ):
+        return
+    caller = await get_caller(request)
+    caller.require("cost.manage")
+
+
 async def _context_dependency(request: Request) -> Context:
     return get_context(request)
 
 
 CtxDep = Annotated[Context, Depends(_context_dependency)]
 CallerDep = Annotated[Principal, Depends(get_caller)]
+MetricsReaderDep = Annotated[None, Depends(require_metrics_reader)]

@@ -5,6 +5,10 @@ Rules:
 - Once any user exists, every protected route needs a session or an API key.
 - A credential that is presented and wrong is refused in every mode (never ignored).
 - Only SHA-256 hashes of session tokens and API keys are stored; passwords use argon2.
+- Every credential is resolved from the database on every request (one indexed read), so a
+  revocation, a new user or a deactivation made by any replica counts at once everywhere.
+- A login spends a token of two database-held budgets (the account, the peer address) before
+  its password is checked, so concurrent guesses cannot outrun the limit.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import re
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +45,6 @@ from cloudtune.errors import (
     RateLimitedError,
 )
 from cloudtune.services.context import Context
-from cloudtune.services.ratelimit import SlidingWindowLimiter
 from cloudtune.settings import Settings
 from cloudtune.store import users as user_store
 from cloudtune.store.db import Database
@@ -56,6 +59,26 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _hasher = PasswordHasher()
 # Verifying against this keeps a login for an unknown user as slow as one for a known user.
 _DUMMY_HASH = _hasher.hash("not a real password")
+SETUP_TOKEN_HEADER = "X-Setup-Token"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginBudget:
+    """A token bucket: `capacity` attempts at once, refilled at `refill_per_second`."""
+
+    prefix: str
+    capacity: float
+    refill_per_second: float
+
+
+# Per account (username and e-mail are one account): 5 attempts per 5 minutes.
+ACCOUNT_BUDGET = LoginBudget("account:", capacity=5, refill_per_second=5 / 300)
+# Per peer address: 20 attempts per minute.
+ADDRESS_BUDGET = LoginBudget("address:", capacity=20, refill_per_second=20 / 60)
+# Both budgets are full again after this long untouched; such rows are dropped.
+_BUDGET_IDLE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +87,6 @@ class LoginResult:
     csrf_token: str
     user: UserModel
     expires_at: datetime
-
-
-class AuthState:
-    """Per-process auth state: login limiters and a short cache of resolved credentials
-    (dropped on any write of this process, like the response cache)."""
-
-    def __init__(self) -> None:
-        self.per_account = SlidingWindowLimiter(limit=5, window_seconds=300)
-        self.per_address = SlidingWindowLimiter(limit=20, window_seconds=60)
-        self._cache: dict[str, tuple[int, float, Any]] = {}
-
-    def cached(self, ctx: Context, key: str) -> Any:
-        entry = self._cache.get(key)
-        if entry and entry[0] == ctx.db.write_version and entry[1] > time.monotonic():
-            return entry[2]
-        return None
-
-    def remember(self, ctx: Context, key: str, version: int, value: Any) -> None:
-        if version == ctx.db.write_version:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (version, time.monotonic() + 5.0, value)
 
 
 def token_hash(token: str) -> str:
@@ -103,67 +104,35 @@ def check_csrf(ctx: Context, session_token: str, presented: str | None) -> bool:
 # -- resolving a request's caller -----------------------------------------------------------
 
 
-def cached_principal(
-    ctx: Context, state: AuthState, *, token: str | None, from_cookie: bool
-) -> Principal | None:
-    """The caller if it is known without the database (None: call `authenticate`)."""
+def authenticate(ctx: Context, *, token: str | None, from_cookie: bool) -> Principal:
+    """The caller for a request carrying `token` (bearer, X-API-Key or session cookie).
+
+    Nothing is cached in the process: another replica may have revoked the key, deactivated
+    the user or created the first user a moment ago."""
     if not token:
-        exists = state.cached(ctx, "users-exist")
-        if exists is None:
-            return None
-        if exists:
+        if users_exist(ctx):
             raise _auth_required()
         return LOCAL_ADMIN
-    cached = state.cached(ctx, _cache_key(token, from_cookie))
-    return cached if isinstance(cached, Principal) else None
-
-
-def authenticate(
-    ctx: Context, state: AuthState, *, token: str | None, from_cookie: bool
-) -> Principal:
-    """The caller for a request carrying `token` (bearer, X-API-Key or session cookie)."""
-    if not token:
-        if _users_exist(ctx, state):
-            raise _auth_required()
-        return LOCAL_ADMIN
-    version = ctx.db.write_version
     if token.startswith(API_KEY_PREFIX):
-        principal = _principal_for_key(ctx, state, token)
-    else:
-        principal = _principal_for_session(ctx, token, from_cookie)
-    state.remember(ctx, _cache_key(token, from_cookie), version, principal)
-    return principal
+        return _principal_for_key(ctx, token)
+    return _principal_for_session(ctx, token, from_cookie)
 
 
 def _auth_required() -> AuthenticationError:
     return AuthenticationError("Authentication required", code="authentication_required")
 
 
-def _cache_key(token: str, from_cookie: bool) -> str:
-    return ("c:" if from_cookie else "t:") + token_hash(token)
-
-
-def users_exist(ctx: Context, state: AuthState) -> bool:
-    return _users_exist(ctx, state)
-
-
-def _users_exist(ctx: Context, state: AuthState) -> bool:
-    cached = state.cached(ctx, "users-exist")
-    if cached is not None:
-        return bool(cached)
-    version = ctx.db.write_version
+def users_exist(ctx: Context) -> bool:
     with ctx.db.read() as session:
-        exists = user_store.count_users(session) > 0
-    state.remember(ctx, "users-exist", version, exists)
-    return exists
+        return user_store.any_user(session)
 
 
-def _principal_for_key(ctx: Context, state: AuthState, key: str) -> Principal:
+def _principal_for_key(ctx: Context, key: str) -> Principal:
     now = utcnow()
     with ctx.db.read() as session:
         row = user_store.find_api_key(session, token_hash(key))
         user = user_store.get_user(session, row.user_id) if row and row.user_id else None
-        users = user_store.count_users(session) if row and row.user_id is None else 0
+        users = user_store.any_user(session) if row and row.user_id is None else False
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("Invalid or revoked API key", code="invalid_api_key")
     if row.expires_at is not None and row.expires_at <= now:
@@ -238,6 +207,43 @@ def create_user(
     return user
 
 
+def setup_token(ctx: Context) -> str:
+    """The one-time token that lets a non-loopback caller create the first admin. Derived from
+    the server key, so every replica sharing the key accepts the same token; it stops mattering
+    once a user exists."""
+    return ctx.tokens.sign("first-admin-setup")
+
+
+def check_first_admin_caller(ctx: Context, *, peer: str, presented_token: str | None) -> None:
+    """First-admin setup is open to a loopback peer (the OS user at the machine), or to a
+    caller holding the setup token from the server log; anyone else is refused."""
+    if is_loopback(peer):
+        return
+    if presented_token and hmac.compare_digest(
+        presented_token.encode(), setup_token(ctx).encode()
+    ):
+        return
+    raise PermissionDeniedError(
+        f"first-admin setup from another machine needs the {SETUP_TOKEN_HEADER} header with the "
+        "token printed in the server log at startup (or run it from the server's own machine, "
+        "or use `cloudtune users create-admin` there)",
+        code="setup_token_required",
+    )
+
+
+def announce_setup_token(ctx: Context) -> None:
+    """At startup with no user yet, print the setup token once in the server log (by design
+    the one secret that is logged: whoever reads the server's log already runs it)."""
+    if users_exist(ctx):
+        return
+    log.warning(
+        "No user exists yet. To create the first admin from another machine, POST "
+        "/api/auth/setup/first-admin with the header %s: %s",
+        SETUP_TOKEN_HEADER,
+        setup_token(ctx),
+    )
+
+
 def _setup_done() -> ConflictError:
     return ConflictError(
         "Setup already completed: an admin exists. Log in instead.", code="setup_completed"
@@ -259,23 +265,18 @@ def _check_new_user(username: str, email: str, password: str, role: str) -> None
         )
 
 
-def login(
-    ctx: Context, state: AuthState, *, login_name: str, password: str, client: str
-) -> LoginResult:
-    account_key = login_name.strip().lower()
-    wait = max(state.per_account.retry_after(account_key), state.per_address.retry_after(client))
-    if wait:
-        raise RateLimitedError(
-            f"Too many login attempts; try again in {wait} s", retry_after_seconds=wait
-        )
-    state.per_address.hit(client)
+def login(ctx: Context, *, login_name: str, password: str, client: str) -> LoginResult:
+    """A session for `login_name` (username or e-mail) and `password`, tried from the peer
+    address `client`."""
     with ctx.db.read() as session:
         user = user_store.find_user(session, login_name)
-    if not _password_matches(user, password):
-        state.per_account.hit(account_key)
+    # Keyed by user id, so the username and the e-mail spend from one budget.
+    account = user.id if user is not None else "name:" + login_name.strip().lower()[:255]
+    epoch = ctx.clock().timestamp()
+    _take_login_tokens(ctx, account=account, address=_address_key(client), now=epoch)
+    if not _password_matches(ctx, user, password):
         raise AuthenticationError("Invalid username or password", code="invalid_credentials")
     assert user is not None
-    state.per_account.reset(account_key)
     if _hasher.check_needs_rehash(user.password_hash):
         with ctx.db.write() as session:
             user_store.set_password_hash(session, user.id, _hasher.hash(password))
@@ -283,6 +284,9 @@ def login(
     now = utcnow()
     expires = now + SESSION_LIFETIME
     with ctx.db.write() as session:
+        # The owner proved who they are: their account's budget is full again.
+        user_store.refill_login_budget(session, ACCOUNT_BUDGET.prefix + account)
+        user_store.delete_idle_login_budgets(session, epoch - _BUDGET_IDLE_SECONDS)
         user_store.delete_expired_sessions(session, now)
         user_store.add_session(
             session,
@@ -293,7 +297,44 @@ def login(
     return LoginResult(token, csrf_token_for(ctx, token), user, expires)
 
 
-def _password_matches(user: UserModel | None, password: str) -> bool:
+def _take_login_tokens(ctx: Context, *, account: str, address: str, now: float) -> None:
+    """Spend one attempt of the address's budget, then of the account's, before any password
+    is checked; refused → RateLimitedError. An attempt the account refuses still counts
+    against its address."""
+    wait: int | None = None
+    with ctx.db.write() as session:
+        for budget, name in ((ADDRESS_BUDGET, address), (ACCOUNT_BUDGET, account)):
+            key = budget.prefix + name
+            if not user_store.take_login_token(
+                session, key, budget.capacity, budget.refill_per_second, now
+            ):
+                wait = user_store.login_token_wait(
+                    session, key, budget.capacity, budget.refill_per_second, now
+                )
+                break
+    if wait is not None:
+        raise RateLimitedError(
+            f"Too many login attempts; try again in {wait} s", retry_after_seconds=wait
+        )
+
+
+def _address_key(client: str) -> str:
+    """The budget key of a peer address. One IPv6 host usually holds a whole /64, so the /64
+    is the address; anything unparsable is used as it is."""
+    try:
+        address = ipaddress.ip_address(client.strip("[]"))
+    except ValueError:
+        return client[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
+
+
+def _password_matches(ctx: Context, user: UserModel | None, password: str) -> bool:
+    # Counted, so an operator (and a test) can see how many guesses reached argon2.
+    ctx.metrics.password_checks.inc()
     try:
         if user is None or not user.is_active:
             _hasher.verify(_DUMMY_HASH, password)
@@ -352,7 +393,14 @@ def create_api_key(
     if expires_days is not None and not 1 <= expires_days <= 3650:
         raise InvalidInputError("expires_days must be between 1 and 3650", code="invalid_input")
     scopes = None
-    if scoped_permissions:
+    if scoped_permissions is not None:
+        if not scoped_permissions:
+            # An empty list once meant "no scope, so everything": the opposite of what it says.
+            raise InvalidInputError(
+                "scoped_permissions must not be empty: omit the field for a key with all of "
+                "your permissions, or list at least one permission",
+                code="invalid_permissions",
+            )
         unknown = sorted(set(scoped_permissions) - ALL_PERMISSIONS)
         if unknown:
             raise InvalidInputError(

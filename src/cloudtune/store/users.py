@@ -1,17 +1,30 @@
-"""Queries on users, sessions, API keys and one-time setup markers."""
+"""Queries on users, sessions, API keys, login budgets and one-time setup markers."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Float, case, delete, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cloudtune.store.tables import ApiKeyModel, SessionModel, SetupMarkerModel, UserModel
+from cloudtune.store.tables import (
+    ApiKeyModel,
+    LoginBudgetModel,
+    SessionModel,
+    SetupMarkerModel,
+    UserModel,
+)
 
 
 def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(UserModel)) or 0)
+
+
+def any_user(session: Session) -> bool:
+    """Whether a user exists (stops at the first row, unlike a count)."""
+    return session.scalar(select(UserModel.id).limit(1)) is not None
 
 
 def count_admins(session: Session) -> int:
@@ -101,3 +114,92 @@ def revoke_api_key(session: Session, key_id: str, at: datetime) -> None:
 
 def touch_api_key(session: Session, key_id: str, at: datetime) -> None:
     session.execute(update(ApiKeyModel).where(ApiKeyModel.id == key_id).values(last_used_at=at))
+
+
+# -- login budgets: a token bucket per key, spent and refilled by the database ----------------
+
+
+# Epoch seconds near 1.7e9 are exact to ~2e-7 s, so "a whole token back" may compute as
+# 0.9999999…; a millionth of an attempt of slack keeps that from refusing it.
+_SLACK = 1e-6
+
+
+def _refilled(capacity: float, refill_per_second: float, now: float) -> ColumnElement[float]:
+    """The bucket's tokens at `now`, computed in SQL from the stored row (capped at capacity;
+    a clock that went backwards refills nothing)."""
+    stored = LoginBudgetModel.tokens
+    elapsed = literal(now, Float) - LoginBudgetModel.updated_at
+    grown = stored + elapsed * literal(refill_per_second, Float)
+    return case(
+        (elapsed <= 0, stored),
+        (grown >= literal(capacity, Float), literal(capacity, Float)),
+        else_=grown,
+    )
+
+
+def _spend(
+    session: Session, key: str, capacity: float, refill_per_second: float, now: float
+) -> bool:
+    refilled = _refilled(capacity, refill_per_second, now)
+    # One statement: the WHERE is re-checked on the row a concurrent writer left (PostgreSQL
+    # serialises UPDATEs of one row; SQLite serialises write transactions), so two attempts
+    # can never both spend the last token.
+    result = session.execute(
+        update(LoginBudgetModel)
+        .where(LoginBudgetModel.key == key, refilled >= 1 - _SLACK)
+        .values(
+            tokens=refilled - 1,
+            updated_at=case(
+                (LoginBudgetModel.updated_at < now, literal(now, Float)),
+                else_=LoginBudgetModel.updated_at,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def take_login_token(
+    session: Session, key: str, capacity: float, refill_per_second: float, now: float
+) -> bool:
+    """Spend one token of `key`'s bucket; False when it holds less than one. `now` is in
+    seconds since the epoch. Atomic under concurrency on SQLite and PostgreSQL."""
+    if _spend(session, key, capacity, refill_per_second, now):
+        return True
+    # No row yet (a new key), or an empty bucket: a new key starts full, less this attempt.
+    insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    # RETURNING, not rowcount: the driver's rowcount of an ON CONFLICT insert is not portable.
+    inserted = session.scalar(
+        insert(LoginBudgetModel)
+        .values(key=key, tokens=float(capacity) - 1, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[LoginBudgetModel.key])
+        .returning(LoginBudgetModel.key)
+    )
+    if inserted is not None:
+        return True
+    # The row exists: it was empty, or a concurrent first attempt inserted it after our UPDATE.
+    return _spend(session, key, capacity, refill_per_second, now)
+
+
+def login_token_wait(
+    session: Session, key: str, capacity: float, refill_per_second: float, now: float
+) -> int:
+    """Whole seconds until `key`'s bucket holds a token again (at least 1)."""
+    refilled = session.scalar(
+        select(_refilled(capacity, refill_per_second, now)).where(LoginBudgetModel.key == key)
+    )
+    missing = 1 - float(refilled if refilled is not None else capacity)
+    return max(1, math.ceil(round(missing / refill_per_second, 3)))
+
+
+def refill_login_budget(session: Session, key: str) -> None:
+    """Full again (a missing row is a full bucket)."""
+    session.execute(delete(LoginBudgetModel).where(LoginBudgetModel.key == key))
+
+
+def delete_idle_login_budgets(session: Session, idle_since: float) -> None:
+    """Buckets untouched since `idle_since` have refilled completely; a missing row is the
+    same thing, so they need not be kept."""
+    session.execute(delete(LoginBudgetModel).where(LoginBudgetModel.updated_at < idle_since))

@@ -127,6 +127,9 @@ class TestSessions:
         assert_envelope(await client.get("/api/auth/me", headers=bearer(token)), 401)
 
     async def test_wrong_password_and_rate_limit(self, client: httpx.AsyncClient) -> None:
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        frozen = ctx.clock()
+        ctx.clock = lambda: frozen  # budgets refill with the server's clock: none during the test
         await setup_admin(client)
         bad = {"username": "admin", "password": "wrong password"}
         for _ in range(5):
@@ -136,6 +139,9 @@ class TestSessions:
         assert int(limited.headers["Retry-After"]) > 0
         good = {"username": "admin", "password": ADMIN["password"]}
         assert_envelope(await client.post("/api/auth/login", json=good), 429)
+        # the e-mail is the same account, not a fresh budget
+        by_email = {"username": ADMIN["email"], "password": "wrong password"}
+        assert_envelope(await client.post("/api/auth/login", json=by_email), 429)
         # another account from the same address is not locked by this one's failures
         unknown = await client.post("/api/auth/login", json={"username": "x", "password": "y"})
         assert_envelope(unknown, 401, "invalid_credentials")
@@ -219,6 +225,12 @@ class TestApiKeys:
             headers=bearer(admin),
         )
         assert_envelope(unknown, 400, "invalid_permissions")
+        empty = await client.post(
+            "/api/cloud/auth/api-keys",
+            json={"name": "x", "scoped_permissions": []},
+            headers=bearer(admin),
+        )
+        assert_envelope(empty, 400, "invalid_permissions")
         narrow = await self.create_key(client, bearer(admin), scoped_permissions=["job.view.own"])
         assert_envelope(
             await client.get("/api/configs", headers=bearer(narrow["key"])),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from cloudtune.api.deps import (
@@ -39,7 +39,10 @@ class LoginBody(BaseModel):
 class ApiKeyBody(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     expires_days: int | None = None
-    scoped_permissions: list[str] | None = None
+    scoped_permissions: list[str] | None = Field(
+        default=None,
+        description="Omit for a key with all of your permissions; else at least one of them.",
+    )
 
 
 class UserOut(BaseModel):
@@ -110,14 +113,25 @@ def _start_session(
 
 @router.get("/api/auth/setup/status")
 async def setup_status(request: Request, ctx: CtxDep) -> dict[str, Any]:
-    exists = await ctx.in_thread(auth.users_exist, ctx, request.app.state.auth)
+    exists = await ctx.in_thread(auth.users_exist, ctx)
     return {"needs_setup": not exists, "has_admin": exists}
 
 
 @router.post("/api/auth/setup/first-admin", response_model=LoginResponse)
 async def first_admin(
-    request: Request, response: Response, ctx: CtxDep, body: FirstAdminBody
+    request: Request,
+    response: Response,
+    ctx: CtxDep,
+    body: FirstAdminBody,
+    setup_token: Annotated[
+        str | None,
+        Header(
+            alias=auth.SETUP_TOKEN_HEADER,
+            description="Needed from a non-loopback address: the token in the server log.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
+    auth.check_first_admin_caller(ctx, peer=_client(request), presented_token=setup_token)
     await ctx.in_thread(
         lambda: auth.create_user(
             ctx,
@@ -141,9 +155,9 @@ async def login(
 async def _log_in(
     request: Request, response: Response, ctx: Context, username: str, password: str
 ) -> dict[str, Any]:
-    state, client = request.app.state.auth, _client(request)
+    client = _client(request)
     result = await ctx.in_thread(
-        lambda: auth.login(ctx, state, login_name=username, password=password, client=client)
+        lambda: auth.login(ctx, login_name=username, password=password, client=client)
     )
     return _start_session(request, response, result)
 
@@ -183,7 +197,8 @@ async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> dict[st
 
 
 def _client(request: Request) -> str:
-    # The socket peer, not X-Forwarded-For: a header anyone can set must not pick the bucket.
+    # The peer address as the ASGI server reports it; X-Forwarded-For counts only where the
+    # trusted-proxy middleware rewrote it (a header anyone can set must not pick the budget).
     return request.client.host if request.client else "unknown"
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloudtune.api.deps import CallerDep, CtxDep
+from cloudtune.api.deps import CallerDep, CtxDep, MetricsReaderDep
 from cloudtune.providers.base import HasHardwareProfiles
 from cloudtune.services import costs
 
@@ -43,7 +43,8 @@ async def metrics(ctx: CtxDep, caller: CallerDep, days: int = 30) -> dict[str, A
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(request: Request) -> Response:
+async def prometheus(request: Request, _reader: MetricsReaderDep) -> Response:
+    # Counts and costs are not for anonymous eyes: cost.manage or CLOUDTUNE_METRICS_TOKEN.
     registry = request.app.state.metrics.registry
     body = await request.app.state.ctx.in_thread(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
