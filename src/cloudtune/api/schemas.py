@@ -28,7 +28,11 @@ class SubmitJobBody(BaseModel):
     publish: dict[str, Any] | None = None
     priority: int = Field(default=0, ge=-100, le=100)
     max_cost_usd: float | None = Field(
-        default=None, gt=0, le=1_000_000, description="Cancel the job when it has cost this much."
+        default=None,
+        gt=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="Cancel the job when it has cost this much (USD, at most 1,000,000).",
     )
 
 

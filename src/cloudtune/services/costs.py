@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from cloudtune.domain.costs import (
@@ -21,6 +22,9 @@ from cloudtune.services.context import Context
 from cloudtune.store import costs as cost_store
 
 WARN_SHARE = 0.8
+# Every amount a user sets is a finite number of USD within this, far under what a 64-bit
+# micro-dollar column holds.
+MAX_MONEY_USD = Decimal(1_000_000)
 LEARN_FROM = 20  # finished jobs whose speed an estimate averages
 
 
@@ -48,6 +52,23 @@ def estimate_micros(
 
 
 # -- spending limits ------------------------------------------------------------------------
+
+
+def money_micros(value: object, field: str) -> int:
+    """A user-set amount of USD as micro-dollars; 400 unless a finite number from 0 to
+    MAX_MONEY_USD (checked before any arithmetic, so 1e300 or 1e999999 costs nothing)."""
+    refusal = InvalidInputError(
+        f"{field} must be a number from 0 to {MAX_MONEY_USD:,}", code="invalid_setting"
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise refusal
+    try:
+        amount = Decimal(str(value).strip())
+    except ArithmeticError:
+        raise refusal from None
+    if not amount.is_finite() or not 0 <= amount <= MAX_MONEY_USD:
+        raise refusal
+    return usd_to_micros(amount)
 
 
 def get_cost_limit(ctx: Context, caller: Principal) -> dict[str, Any]:
@@ -79,12 +100,8 @@ def update_cost_limit(ctx: Context, caller: Principal, changes: dict[str, Any]) 
         raise InvalidInputError("action must be warn or block", code="invalid_setting")
     if not isinstance(merged["enabled"], bool):
         raise InvalidInputError("enabled must be true or false", code="invalid_setting")
-    try:
-        limit = usd_to_micros(merged["limit_usd"] or 0)
-    except (ArithmeticError, ValueError):
-        raise InvalidInputError("limit_usd must be a number", code="invalid_setting") from None
-    if limit < 0:
-        raise InvalidInputError("limit_usd must be 0 or more", code="invalid_setting")
+    raw_limit = merged["limit_usd"]
+    limit = money_micros(0 if raw_limit is None else raw_limit, "limit_usd")
     with ctx.db.write() as session:
         cost_store.save_limit(
             session,

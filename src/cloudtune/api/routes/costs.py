@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloudtune.api.deps import CallerDep, CtxDep, MetricsReaderDep
@@ -12,6 +12,9 @@ from cloudtune.providers.base import HasHardwareProfiles
 from cloudtune.services import costs
 
 router = APIRouter(tags=["costs"])
+
+# Declared for the schema; the service answers 400 `invalid_filter` outside them.
+MetricsDays = Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 365})]
 
 
 @router.get("/api/cloud/hardware")
@@ -38,7 +41,7 @@ async def put_cost_limit(
 
 
 @router.get("/api/metrics")
-async def metrics(ctx: CtxDep, caller: CallerDep, days: int = 30) -> dict[str, Any]:
+async def metrics(ctx: CtxDep, caller: CallerDep, days: MetricsDays = 30) -> dict[str, Any]:
     return await ctx.in_thread(costs.metrics, ctx, caller, days)
 
 

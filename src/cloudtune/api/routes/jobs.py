@@ -46,15 +46,24 @@ async def _cached(
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
+    """An integer query parameter within the bounds `_LIST_PARAMETERS` declares for it, so a
+    value the database cannot hold (over 64 bits) is a 400, never a 500."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default
+    schema = next(p["schema"] for p in _LIST_PARAMETERS if p["name"] == name)
+    low, high = schema.get("minimum", -(2**63)), schema.get("maximum", 2**63 - 1)
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidInputError(
             f"{name} must be an integer, got {raw!r}", code="invalid_filter"
         ) from None
+    if not low <= value <= high:
+        raise InvalidInputError(
+            f"{name} must be between {low} and {high}, got {raw}", code="invalid_filter"
+        )
+    return value
 
 
 def _submit_request(body: SubmitJobBody) -> submission.SubmitRequest:
@@ -101,7 +110,7 @@ _LIST_PARAMETERS: list[dict[str, Any]] = [
     {
         "name": "offset",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "default": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
         "description": "Jobs to skip.",
     },
     {
