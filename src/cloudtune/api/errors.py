@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudtune import errors
+from cloudtune.api.schemas import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,30 @@ STATUS_BY_ERROR: list[tuple[type[errors.CloudtuneError], int]] = [
     (errors.ProviderUnavailableError, 503),
     (errors.ProviderError, 502),
 ]
+
+
+_MEANINGS: dict[int, str] = {
+    400: "Bad input, or a Host this server does not answer to",
+    401: "No credentials, or wrong ones",
+    402: "A cost limit with action `block` refuses the job",
+    403: "A permission is missing, or the request came from another web origin",
+    404: "No such resource (or one the caller may not see)",
+    408: "The request body did not arrive in time",
+    409: "The resource's state does not allow it",
+    413: "The request body, or the data it names, is too large",
+    422: "A parameter or the body does not match the schema (`validation_error`)",
+    429: "Too many attempts; see Retry-After",
+    502: "The provider failed or answered nonsense",
+    503: "The provider cannot be used right now",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers a router's routes give, all in the envelope;
+    pass it to `APIRouter(responses=...)`."""
+    return {
+        status: {"model": ErrorResponse, "description": _MEANINGS[status]} for status in statuses
+    }
 
 
 def status_for(exc: errors.CloudtuneError) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -169,10 +169,20 @@ class ConfigListResponse(BaseModel):
     total: int
 
 
+class ValidationProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where, e.g. ['body', 'config'].")
+    msg: str
+    type: str
+
+
 class ErrorResponse(BaseModel):
-    success: bool = False
-    code: str
-    detail: Any
+    """The body of every error answer (see cloudtune.api.errors)."""
+
+    success: Literal[False]
+    code: str = Field(description="Stable snake_case code, e.g. `job_not_found`.")
+    detail: str | list[ValidationProblem] = Field(
+        description="A human message; for 422 `validation_error`, the list of problems."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -15,10 +15,14 @@ from cloudtune.api.deps import (
     credential,
     get_context,
 )
+from cloudtune.api.errors import error_responses
 from cloudtune.services import auth
 from cloudtune.services.context import Context
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(
+    tags=["auth"],
+    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429),
+)
 
 
 class FirstAdminBody(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from cloudtune.api.deps import CallerDep, CtxDep
+from cloudtune.api.errors import error_responses
 from cloudtune.api.schemas import (
     ConfigBody,
     ConfigDeleteResponse,
@@ -14,7 +15,11 @@ from cloudtune.api.schemas import (
 )
 from cloudtune.services import configs as config_service
 
-router = APIRouter(prefix="/api/configs", tags=["configs"])
+router = APIRouter(
+    prefix="/api/configs",
+    tags=["configs"],
+    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422),
+)
 
 
 def _out(named: config_service.NamedConfig) -> ConfigOut:
@@ -47,7 +52,11 @@ def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
     return _out(config_service.get_config(ctx, caller, name))
 
 
-@router.put("/{name}", response_model=ConfigOut)
+@router.put(
+    "/{name}",
+    response_model=ConfigOut,
+    responses={201: {"model": ConfigOut, "description": "Created: no config had that name."}},
+)
 def put_config(
     ctx: CtxDep, caller: CallerDep, name: str, body: ConfigBody, response: Response
 ) -> ConfigOut:

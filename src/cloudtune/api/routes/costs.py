@@ -8,10 +8,11 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cloudtune.api.deps import CallerDep, CtxDep, MetricsReaderDep
+from cloudtune.api.errors import error_responses
 from cloudtune.providers.base import HasHardwareProfiles
 from cloudtune.services import costs
 
-router = APIRouter(tags=["costs"])
+router = APIRouter(tags=["costs"], responses=error_responses(400, 401, 403, 408, 413, 422))
 
 # Declared for the schema; the service answers 400 `invalid_filter` outside them.
 MetricsDays = Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 365})]

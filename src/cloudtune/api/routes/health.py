@@ -7,9 +7,10 @@ from sqlalchemy import text
 
 from cloudtune import __version__
 from cloudtune.api.deps import CtxDep
+from cloudtune.api.errors import error_responses
 from cloudtune.api.schemas import HealthResponse
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(400, 403))
 
 
 @router.get("/health", response_model=HealthResponse)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from cloudtune.api.deps import CallerDep, CtxDep, get_caller, get_context
+from cloudtune.api.errors import error_responses
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.schemas import (
     CancelResponse,
@@ -29,7 +30,11 @@ from cloudtune.errors import InvalidInputError
 from cloudtune.services import jobs as job_service
 from cloudtune.services import logstream, submission
 
-router = APIRouter(prefix="/api/cloud/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/api/cloud/jobs",
+    tags=["jobs"],
+    responses=error_responses(400, 401, 402, 403, 404, 408, 409, 413, 422, 502, 503),
+)
 
 ProviderQuery = Annotated[str, Query(description="local, replicate or ray")]
 

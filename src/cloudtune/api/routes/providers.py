@@ -7,10 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from cloudtune.api.deps import CallerDep, CtxDep
+from cloudtune.api.errors import error_responses
 from cloudtune.errors import InvalidInputError, PayloadTooLargeError
 from cloudtune.services import provider_webhooks, providers
 
-router = APIRouter(tags=["providers"])
+router = APIRouter(
+    tags=["providers"],
+    responses=error_responses(400, 401, 403, 404, 408, 413, 422, 502, 503),
+)
 JsonObject = Annotated[dict[str, Any], Body()]
 
 MAX_WEBHOOK_BYTES = 32 * 1024 * 1024  # training logs ride in every delivery
