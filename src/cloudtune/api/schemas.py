@@ -185,6 +185,19 @@ class ErrorResponse(BaseModel):
     )
 
 
+def raw_json_body(description: str) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON object body itself (to check a
+    signature or a token before parsing it)."""
+    content = {"application/json": {"schema": {"type": "object"}}}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
+
+
+class TrainerEventResponse(BaseModel):
+    success: bool = True
+    job_id: str
+    applied: bool = Field(description="Whether the event changed the job's progress.")
+
+
 class HealthResponse(BaseModel):
     status: str
     version: str

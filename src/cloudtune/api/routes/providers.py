@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Request
 
 from cloudtune.api.deps import CallerDep, CtxDep
 from cloudtune.api.errors import error_responses
+from cloudtune.api.schemas import raw_json_body
 from cloudtune.errors import InvalidInputError, PayloadTooLargeError
 from cloudtune.services import provider_webhooks, providers
 
@@ -67,7 +68,10 @@ async def delete_replicate_token(ctx: CtxDep, caller: CallerDep) -> dict[str, An
     return await ctx.in_thread(providers.delete_token, ctx, caller, "replicate")
 
 
-@router.post("/api/webhooks/replicate")
+@router.post(
+    "/api/webhooks/replicate",
+    openapi_extra=raw_json_body("A Replicate prediction, signed with Standard Webhooks."),
+)
 async def replicate_webhook(request: Request, ctx: CtxDep) -> dict[str, Any]:
     length = int(request.headers.get("content-length") or 0)
     if length > MAX_WEBHOOK_BYTES:

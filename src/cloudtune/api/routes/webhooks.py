@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Request, Response
 from cloudtune.api.deps import CtxDep
 from cloudtune.api.errors import error_responses
 from cloudtune.api.limits import TRAINER_EVENT_MAX_BYTES
+from cloudtune.api.schemas import TrainerEventResponse, raw_json_body
 from cloudtune.errors import InvalidInputError, PayloadTooLargeError
 from cloudtune.services import progress
 
@@ -20,7 +21,11 @@ router = APIRouter(
 )
 
 
-@router.post("/trainer/{job_id}")
+@router.post(
+    "/trainer/{job_id}",
+    response_model=TrainerEventResponse,
+    openapi_extra=raw_json_body("A progress event: ours or SimpleTuner's webhook payload."),
+)
 async def trainer_event(
     request: Request,
     ctx: CtxDep,

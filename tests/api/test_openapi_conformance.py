@@ -1,0 +1,358 @@
+"""The whole OpenAPI schema, fuzzed with schemathesis against the real app on a loopback server,
+once as the local admin (no users) and once as an `stk_` key scoped to two permissions.
+
+Every answer must be below 500, carry a status its route documents and match the schema
+documented for that status. Random requests rarely get past validation, so a list of valid
+requests (on seeded jobs, a config, a dataset) checks the success answers too. Examples are
+bounded and derandomised: a run is repeatable and takes a couple of minutes. No generated submit
+gets as far as a trainer, and nothing generated leaves the machine (Replicate's URL is a closed
+loopback port).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from cloudtune.api.app import create_app
+from cloudtune.domain.jobs import JobStatus, JobType, Progress, utcnow
+from cloudtune.settings import Settings
+from cloudtune.store.db import Database
+from tests.conftest import free_port
+from tests.factories import create_job, job_body, make_dataset
+
+# Per operation and mode; raise it locally to search harder.
+MAX_EXAMPLES = int(os.environ.get("CLOUDTUNE_TEST_FUZZ_EXAMPLES", "25"))
+REQUEST_TIMEOUT = 20.0
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+KEY_SCOPES = ["job.submit", "job.view.own"]
+# With no users, these can create the first user and so end no-users mode for every later case:
+# they run against a server of their own.
+ENDS_LOCAL_MODE = {"POST /api/auth/setup/first-admin", "POST /api/users"}
+
+# /openapi.json is `app.openapi()`; the schema does not depend on settings or state.
+schema = schemathesis.openapi.from_dict(create_app(Settings(home=Path("/nonexistent"))).openapi())
+
+bounded = settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    data: Path
+    headers: dict[str, str] = field(default_factory=dict)
+    jobs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def app(self) -> Any:
+        return self.server.config.app
+
+    @property
+    def db(self) -> Database:
+        return self.app.state.ctx.db  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(root: Path) -> LiveServer:
+    """The app with its lifespan on a loopback port; datasets may be read under `root/data`."""
+    home, data = root / "home", root / "data"
+    data.mkdir(parents=True)
+    port = free_port()
+    config = Settings(
+        home=home,
+        database_url=f"sqlite:///{root / 'cloudtune.db'}",
+        host="127.0.0.1",
+        port=port,
+        data_roots=[str(data)],
+        replicate_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        replicate_api_token=None,
+        replicate_timeout_seconds=2.0,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="openapi-conformance-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread, data)
+
+
+def seed_jobs(live: LiveServer, *, owner: str | None, other: str | None = None) -> None:
+    """Jobs in several states, one with every optional field filled, so the job answers are
+    checked with values and not only nulls."""
+    now = utcnow()
+    started, ended = now - timedelta(minutes=10), now - timedelta(minutes=1)
+    db = live.db
+    live.jobs = {
+        "queued": create_job(db, user_id=owner, status=JobStatus.QUEUED, queued_at=now).job_id,
+        "done": create_job(
+            db,
+            user_id=owner,
+            status=JobStatus.COMPLETED,
+            config_name="demo",
+            tracker_run_name="run-1",
+            queued_at=started,
+            started_at=started,
+            completed_at=ended,
+            hardware_type="CPU",
+            hardware_profile="local",
+            price_per_hour_micros=1_500_000,
+            estimated_cost_micros=250_000,
+            max_cost_micros=5_000_000,
+            progress=Progress(
+                step=5, total_steps=5, loss=0.25, lr=1e-4, epoch=1.0, updated_at=ended
+            ),
+            output_url="/tmp/outputs/run-1",
+            outputs=[{"name": "lora.safetensors", "bytes": 1024}],
+            metadata={"model_family": "reference"},
+            config_snapshot={"config": {"--model_family": "reference"}, "dataloader_config": []},
+        ).job_id,
+        "failed": create_job(
+            db, user_id=owner, status=JobStatus.FAILED, error_message="boom", completed_at=ended
+        ).job_id,
+        "cloud": create_job(
+            db,
+            user_id=owner,
+            job_type=JobType.CLOUD,
+            provider="replicate",
+            status=JobStatus.COMPLETED,
+            provider_ref="p-123",
+            completed_at=ended,
+        ).job_id,
+    }
+    if other is not None:
+        live.jobs["other"] = create_job(db, user_id=other, status=JobStatus.COMPLETED).job_id
+
+
+@pytest.fixture(scope="module")
+def local_admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("local-admin"))
+    seed_jobs(live, owner=None)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Callable[[], LiveServer]]:
+    """A server started on first use, for cases that must not share state."""
+    started: list[LiveServer] = []
+
+    def get() -> LiveServer:
+        if not started:
+            started.append(start_server(tmp_path / "own"))
+        return started[0]
+
+    yield get
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """An admin (made through the API), another user, and `headers` with a key of the admin's
+    scoped to KEY_SCOPES."""
+    live = start_server(tmp_path_factory.mktemp("scoped-key"))
+    with httpx.Client(base_url=live.base_url, timeout=30) as http:
+        admin = http.post(
+            "/api/auth/setup/first-admin",
+            json={"email": "admin@example.com", "username": "admin", "password": "admin-pass-1"},
+        )
+        assert admin.status_code == 200, admin.text
+        session = {"Authorization": f"Bearer {admin.json()['token']}"}
+        other = http.post(
+            "/api/users",
+            headers=session,
+            json={
+                "email": "other@example.com",
+                "username": "other",
+                "password": "other-pass-1",
+                "role": "researcher",
+            },
+        )
+        assert other.status_code == 201, other.text
+        key = http.post(
+            "/api/cloud/auth/api-keys",
+            headers=session,
+            json={"name": "conformance", "scoped_permissions": KEY_SCOPES},
+        )
+        assert key.status_code == 200, key.text
+    seed_jobs(live, owner=admin.json()["user"]["id"], other=other.json()["id"])
+    live.headers = {"Authorization": f"Bearer {key.json()['key']}"}
+    yield live
+    live.stop()
+
+
+def test_served_schema_is_the_one_fuzzed(local_admin_server: LiveServer) -> None:
+    served = httpx.get(f"{local_admin_server.base_url}/openapi.json", timeout=30)
+    assert served.json() == schema.raw_schema
+
+
+@schema.parametrize()
+@bounded
+def test_fuzz_as_local_admin(
+    case: schemathesis.Case,
+    local_admin_server: LiveServer,
+    own_server: Callable[[], LiveServer],
+) -> None:
+    live = own_server() if case.operation.label in ENDS_LOCAL_MODE else local_admin_server
+    case.call_and_validate(base_url=live.base_url, checks=CHECKS, timeout=REQUEST_TIMEOUT)
+
+
+@schema.parametrize()
+@bounded
+def test_fuzz_as_scoped_key(case: schemathesis.Case, keyed_server: LiveServer) -> None:
+    case.call_and_validate(
+        base_url=keyed_server.base_url,
+        headers=keyed_server.headers,
+        checks=CHECKS,
+        timeout=REQUEST_TIMEOUT,
+    )
+
+
+# -- valid requests, in order, with the status each must get --------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    expect: int
+    path_parameters: dict[str, str] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def job_calls(live: LiveServer, *, admin: bool) -> list[Call]:
+    jobs, token = live.jobs, live.app.state.ctx.tokens.job_token
+    dataset = make_dataset(live.data / "shapes", 4, size=16)
+    preview = job_body(dataset, live.data / "out")
+    del preview["config"]["--output_dir"]
+
+    def on(job: str) -> dict[str, str]:
+        return {"job_id": jobs[job]}
+
+    calls = [
+        Call("GET", "/api/cloud/jobs", 200, query={"limit": 2}),
+        Call("GET", "/api/cloud/jobs", 200, query={"status": "completed,failed"}),
+        Call("GET", "/api/cloud/jobs/{job_id}", 200, on("done")),
+        Call("GET", "/api/cloud/jobs/{job_id}", 200, on("queued")),
+        Call("GET", "/api/cloud/jobs/{job_id}/events", 200, on("done")),
+        Call("GET", "/api/cloud/jobs/{job_id}/logs", 200, on("done"), {"tail": 5}),
+        Call("GET", "/api/cloud/jobs/{job_id}/logs", 200, on("cloud")),
+        Call("GET", "/api/cloud/jobs/{job_id}/logs/stream", 200, on("done")),
+        Call("POST", "/api/cloud/jobs/preview", 200, query={"provider": "local"}, body=preview),
+        Call(
+            "POST",
+            "/api/webhooks/trainer/{job_id}",
+            200,
+            on("queued"),
+            body={"type": "progress", "step": 1, "total_steps": 5, "loss": 0.5},
+            headers={"Authorization": f"Bearer {token(jobs['queued'])}"},
+        ),
+    ]
+    if admin:
+        calls += [
+            Call("POST", "/api/cloud/jobs/{job_id}/cancel", 200, on("queued")),
+            Call("POST", "/api/cloud/jobs/{job_id}/cancel", 200, on("queued")),
+            Call("DELETE", "/api/cloud/jobs/{job_id}", 200, on("failed")),
+            Call("DELETE", "/api/cloud/jobs/{job_id}", 404, on("failed")),
+            Call("POST", "/api/cloud/jobs/sync", 200, body={"provider": "local"}),
+        ]
+    else:
+        calls += [
+            Call("GET", "/api/cloud/jobs/{job_id}", 404, on("other")),
+            Call("POST", "/api/cloud/jobs/{job_id}/cancel", 403, on("queued")),
+            Call("DELETE", "/api/cloud/jobs/{job_id}", 403, on("failed")),
+            Call("POST", "/api/cloud/jobs/sync", 403),
+        ]
+    return calls
+
+
+def admin_calls() -> list[Call]:
+    named = {"config": {"--model_family": "reference", "--max_train_steps": 5}}
+    return [
+        Call("PUT", "/api/configs/{name}", 201, {"name": "demo"}, body=named),
+        Call("PUT", "/api/configs/{name}", 200, {"name": "demo"}, body=named),
+        Call("POST", "/api/configs", 201, body={"name": "demo-2", **named}),
+        Call("GET", "/api/configs", 200),
+        Call("GET", "/api/configs/{name}", 200, {"name": "demo"}),
+        Call("DELETE", "/api/configs/{name}", 200, {"name": "demo-2"}),
+        Call("GET", "/api/cloud/providers/{provider}", 200, {"provider": "local"}),
+        Call("GET", "/api/cloud/providers/{provider}", 200, {"provider": "replicate"}),
+        Call(
+            "PUT",
+            "/api/cloud/metrics/cost-limit",
+            200,
+            body={"enabled": True, "limit_usd": 10, "period": "daily", "action": "warn"},
+        ),
+        Call("GET", "/api/cloud/metrics/cost-limit", 200),
+        Call("GET", "/api/metrics", 200, query={"days": 7}),
+        Call("POST", "/api/cloud/auth/api-keys", 200, body={"name": "k", "expires_days": 1}),
+        Call("GET", "/api/cloud/auth/api-keys", 200),
+    ]
+
+
+def run_calls(live: LiveServer, calls: list[Call]) -> list[str]:
+    """Each call checked like a generated one, plus its expected status; the problems found."""
+    problems = []
+    for call in calls:
+        case = schema[call.path][call.method].Case(
+            path_parameters=call.path_parameters or None,
+            query=call.query or None,
+            headers={**live.headers, **call.headers},
+            **({"body": call.body} if call.body is not None else {}),
+        )
+        label = f"{call.method} {call.path} {call.path_parameters or ''} {call.query or ''}"
+        try:
+            response = case.call_and_validate(
+                base_url=live.base_url, checks=CHECKS, timeout=REQUEST_TIMEOUT
+            )
+        except Exception as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        if response.status_code != call.expect:
+            problems.append(f"{label}: {response.status_code}, not {call.expect}: {response.text}")
+    return problems
+
+
+def test_valid_requests_as_local_admin(local_admin_server: LiveServer) -> None:
+    calls = admin_calls() + job_calls(local_admin_server, admin=True)
+    assert run_calls(local_admin_server, calls) == []
+
+
+def test_valid_requests_as_scoped_key(keyed_server: LiveServer) -> None:
+    assert run_calls(keyed_server, job_calls(keyed_server, admin=False)) == []
