@@ -11,6 +11,7 @@ import pytest
 
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.domain.principal import ALL_PERMISSIONS, ROLE_PERMISSIONS
+from cloudtune.settings import Settings
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
 from tests.factories import create_job, job_body, make_dataset
 
@@ -83,8 +84,11 @@ async def check_principal(
     return wrong
 
 
-async def test_permission_matrix(client: httpx.AsyncClient, tmp_path: Path) -> None:
-    body = job_body(make_dataset(tmp_path / "data", 2, size=16), tmp_path / "out", steps=1)
+async def test_permission_matrix(client: httpx.AsyncClient, settings: Settings) -> None:
+    # With users, datasets are read from the data roots (default <home>/datasets) and a
+    # relative output folder lands in the caller's own outputs.
+    dataset = make_dataset(settings.datasets_dir / "shapes", 2, size=16)
+    body = job_body(dataset, Path("out"), steps=1)
     admin = await setup_admin(client)
     me = (await client.get("/api/auth/me", headers=bearer(admin))).json()
     other = await add_user(client, admin, "olga", "researcher")
