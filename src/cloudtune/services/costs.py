@@ -9,6 +9,7 @@ from typing import Any
 
 from cloudtune.domain.costs import (
     Period,
+    format_usd,
     micros_to_usd,
     period_end,
     period_start,
@@ -123,8 +124,8 @@ def check_submit(ctx: Context, estimate: int | None) -> str | None:
     spent = usd_to_micros(status["spent_usd"])
     after = spent + (estimate or 0)
     what = (
-        f"${status['spent_usd']:.2f} spent + ${micros_to_usd(estimate or 0):.2f} estimated for "
-        f"this job, of the ${status['limit_usd']:.2f} {status['period']} limit "
+        f"{format_usd(spent)} spent + {format_usd(estimate or 0)} estimated for "
+        f"this job, of the {format_usd(limit)} {status['period']} limit "
         f"(period started {status['period_start']})"
     )
     if after > limit:
