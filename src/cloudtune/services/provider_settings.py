@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from typing import Any
 
@@ -13,6 +14,8 @@ from cloudtune.services.secrets import SecretBox
 from cloudtune.settings import Settings
 from cloudtune.store import providers as provider_store
 from cloudtune.store.db import Database
+
+_TOKEN = re.compile(r"[!-~]{1,1024}")
 
 # Settings a user may change, per provider, with their types and defaults; anything else is
 # refused. The local provider has none of its own (it is configured by the server's settings),
@@ -105,11 +108,15 @@ class ProviderSettingsStore:
 
     def save_token(self, caller: Principal, provider: str, token: str) -> None:
         caller.require("provider.manage")
-        if not token.strip():
-            raise InvalidInputError("token must not be empty", code="invalid_token")
+        token = token.strip()
+        # It is sent in an HTTP header: anything else would fail every later provider call.
+        if not _TOKEN.fullmatch(token):
+            raise InvalidInputError(
+                "token must be 1 to 1024 visible ASCII characters", code="invalid_token"
+            )
         with self._db.write() as session:
             provider_store.save_settings(
-                session, provider, at=utcnow(), token_ciphertext=self._box.encrypt(token.strip())
+                session, provider, at=utcnow(), token_ciphertext=self._box.encrypt(token)
             )
 
     def delete_token(self, caller: Principal, provider: str) -> None:
