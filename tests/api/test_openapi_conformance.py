@@ -222,6 +222,15 @@ def test_served_schema_is_the_one_fuzzed(local_admin_server: LiveServer) -> None
     assert served.json() == schema.raw_schema
 
 
+def test_a_wrong_method_is_a_405_that_names_the_allowed_ones(
+    local_admin_server: LiveServer,
+) -> None:
+    answer = httpx.request("TRACE", f"{local_admin_server.base_url}/health", timeout=30)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET"
+    assert answer.json()["code"] == "method_not_allowed"
+
+
 # -- chosen requests, in order, with the status each must get -------------------------------
 
 
