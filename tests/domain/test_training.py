@@ -4,9 +4,10 @@ import pytest
 
 from cloudtune.domain.training import (
     build_spec,
-    check_depth,
+    check_document,
     mask_secrets,
     merge_secrets,
+    path_fields,
     split_secrets,
 )
 from cloudtune.errors import InvalidInputError
@@ -114,5 +115,43 @@ def test_nesting_deeper_than_the_limit_is_refused() -> None:
     for _ in range(70):
         value = [value]
     with pytest.raises(InvalidInputError):
-        check_depth("config", value, 64)
-    check_depth("config", [[1]], 64)
+        check_document("config", value, 64)
+    check_document("config", [[1]], 64)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("--wandbApiKey", "k"),
+        ("--HubToken", "t"),
+        ("--bearer", "b"),
+        ("webhook_url", "https://discord.com/api/webhooks/1/abc"),
+        ("--tracker_uri", "https://user:pass@tracker.example/x"),
+        ("--dataset_url", "https://acct.blob.core.windows.net/c/f?sv=1&sig=abc"),
+    ],
+)
+def test_secrets_found_by_camel_case_and_by_value(key: str, value: str) -> None:
+    assert mask_secrets({key: value}) == {key: "***"}
+
+
+def test_paths_in_lists_and_climbing_paths_are_found() -> None:
+    spec = build_spec(
+        {
+            "--model_family": "reference",
+            "--validation": [{"path": "/etc/passwd"}],
+            "--pretrained_model_name_or_path": "x/../../../secrets.key",
+            "--OUTPUT_DIR": "/tmp/evil",
+            "--webhook_config": "/etc/hosts",
+        },
+        [{"id": "a", "disabled": True, "instance_data_dir": "/srv/other"}],
+    )
+    found = {(f.name, f.value, f.writes) for f in path_fields(spec)}
+    assert ("path", "/etc/passwd", False) in found
+    assert ("pretrained_model_name_or_path", "x/../../../secrets.key", False) in found
+    assert ("output_dir", "/tmp/evil", True) in found
+    assert ("webhook_config", "/etc/hosts", False) in found
+    assert ("instance_data_dir", "/srv/other", False) in found
+    names = {
+        f.name for f in path_fields(build_spec({"--model_family": "r", "--x": "org/model"}, []))
+    }
+    assert names == set()

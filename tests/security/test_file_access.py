@@ -252,3 +252,67 @@ def test_a_scoped_admin_key_is_not_an_admin_for_files(settings: Settings) -> Non
     caller = Principal(user_id="u1", permissions=frozenset({"job.submit"}), name="root-ci")
     policy = FileAccessPolicy.for_caller(settings, caller)
     assert policy.write_roots == (settings.outputs_dir.resolve() / "root-ci",)
+
+
+class TestProbeFindings:
+    async def test_a_local_job_refuses_a_dataset_linking_out(
+        self, client: httpx.AsyncClient, data_root: Path, settings: Settings
+    ) -> None:
+        """A local trainer reads the folder itself, so a link out of it is refused up front
+        (a package for a remote provider leaves it out instead)."""
+        key = await submit_only_key(client)
+        dataset = data_root / "shapes"
+        (dataset / "img0.txt").unlink()
+        (dataset / "img0.txt").symlink_to(settings.home / "secrets.key")
+        response = await client.post(
+            SUBMIT, json=job_body(dataset, Path("x")), headers=bearer(key)
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "symlink_outside_dataset"
+        assert str(settings.home) not in response.json()["detail"]
+
+    @pytest.mark.parametrize(
+        "raw", ["/tmp/x\u0000/../etc", "a\u0000b", "a" * 300, "b/" * 3000, "x/../../../../etc"]
+    )
+    async def test_odd_paths_are_refused_not_500(
+        self, client: httpx.AsyncClient, data_root: Path, settings: Settings, raw: str
+    ) -> None:
+        key = await submit_only_key(client)
+        for field in ("dataset", "output_dir", "model", "listed"):
+            body = job_body(data_root / "shapes", Path("x"))
+            if field == "dataset":
+                body["dataloader_config"][0]["instance_data_dir"] = str(data_root / raw)
+            elif field == "output_dir":
+                body["config"]["--output_dir"] = raw
+            elif field == "model":
+                body["config"]["--pretrained_model_name_or_path"] = "./" + raw
+            else:
+                body["config"]["--validation"] = [{"path": "/" + raw}]
+            response = await client.post(SUBMIT, json=body, headers=bearer(key))
+            if field == "output_dir" and "\u0000" not in raw and ".." not in raw:
+                # A long relative name under the caller's own folder: refused by the OS later,
+                # but never a 500 here.
+                assert response.status_code in (200, 400), response.text
+                continue
+            assert response.status_code == 400, (field, response.text)
+            assert response.json()["code"] == "path_not_allowed", (field, response.text)
+
+
+def test_the_reference_trainer_skips_links_made_after_submit(tmp_path: Path) -> None:
+    """Defence in depth: a link planted in the dataset after the server checked it is not
+    followed by the trainer."""
+    pytest.importorskip("torch")
+    from cloudtune.trainer.reference.data import collect_samples
+
+    dataset = make_dataset(tmp_path / "ds", 2, size=16)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CAPTION")
+    (dataset / "img0.txt").unlink()
+    (dataset / "img0.txt").symlink_to(secret)
+    (dataset / "out.png").symlink_to(tmp_path / "elsewhere.png")
+    (tmp_path / "elsewhere.png").write_bytes((dataset / "img1.png").read_bytes())
+    samples = collect_samples(
+        [{"instance_data_dir": str(dataset), "caption_strategy": "textfile"}]
+    )
+    assert sorted(s.path.name for s in samples) == ["img0.png", "img1.png"]
+    assert all("SECRET" not in s.caption for s in samples)

@@ -130,6 +130,34 @@ class TestNamedConfigs:
         assert response.status_code == 403 and response.json()["code"] == "permission_denied"
 
 
+async def test_two_users_creating_one_name_at_once(
+    client: httpx.AsyncClient, dataset: Path
+) -> None:
+    """The name is claimed by the database before any file is written: exactly one of two
+    concurrent creators wins, and the config holds the winner's values."""
+    admin = await setup_admin(client)
+    sessions = {
+        name: await add_user(client, admin, name, "researcher") for name in ("alice", "mallory")
+    }
+
+    async def put(name: str, who: str) -> tuple[str, int]:
+        body = job_body(dataset, Path(who))
+        response = await client.put(
+            f"/api/configs/{name}", json=body, headers=bearer(sessions[who])
+        )
+        return who, response.status_code
+
+    for i in range(15):
+        name = f"race{i}"
+        results = dict(await asyncio.gather(put(name, "alice"), put(name, "mallory")))
+        winners = [who for who, status in results.items() if status == 201]
+        assert len(winners) == 1, results
+        loser = "mallory" if winners == ["alice"] else "alice"
+        assert results[loser] == 409
+        stored = await client.get(f"/api/configs/{name}", headers=bearer(sessions[winners[0]]))
+        assert stored.json()["config"]["--output_dir"] == winners[0]
+
+
 class TestJobSecrets:
     async def test_secrets_reach_the_trainer_by_environment_only(
         self,

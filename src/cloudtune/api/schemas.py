@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cloudtune.domain.jobs import Job
 
 
 class SubmitJobBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Unknown fields are kept so the service can refuse them by name (400), not drop them.
+    model_config = ConfigDict(extra="allow")
 
     config: dict[str, Any] | None = Field(
         default=None, description="Trainer args; keys with or without `--`."
@@ -34,6 +35,21 @@ class SubmitJobBody(BaseModel):
         allow_inf_nan=False,
         description="Cancel the job when it has cost this much (USD, at most 1,000,000).",
     )
+
+    @field_validator(
+        "config_name_to_load",
+        "config_name",
+        "tracker_run_name",
+        "idempotency_key",
+        "hardware_profile",
+        "webhook_url",
+    )
+    @classmethod
+    def _valid_unicode(cls, value: str | None) -> str | None:
+        # A lone surrogate escape parses as JSON but can be neither stored nor answered.
+        if value is not None:
+            value.encode("utf-8")
+        return value
 
 
 class SubmitJobResponse(BaseModel):

@@ -29,6 +29,11 @@ _NUMERIC_ARGS: tuple[tuple[str, type, float, float], ...] = (
 )
 
 
+# Far above any real job; each dataset costs a folder scan at submit.
+MAX_DATASETS = 256
+MAX_CONFIG_KEYS = 2000
+
+
 def arg_name(key: str) -> str:
     return key[2:] if key.startswith("--") else key
 
@@ -80,8 +85,8 @@ class TrainingSpec:
 def build_spec(config: Any, dataloader: Any, *, max_depth: int = 64) -> TrainingSpec:
     if not isinstance(config, dict) or not config:
         raise InvalidInputError("config must be a non-empty JSON object", code="invalid_config")
-    check_depth("config", config, max_depth)
-    check_depth("dataloader_config", dataloader, max_depth)
+    check_document("config", config, max_depth)
+    check_document("dataloader_config", dataloader, max_depth)
     normalised = normalise_config(config)
     for name, kind, low, high in _NUMERIC_ARGS:
         key = f"--{name}"
@@ -94,6 +99,11 @@ def build_spec(config: Any, dataloader: Any, *, max_depth: int = 64) -> Training
         dataloader = []
     if not isinstance(dataloader, list):
         raise InvalidInputError("dataloader_config must be a JSON array", code="invalid_config")
+    if len(dataloader) > MAX_DATASETS or len(normalised) > MAX_CONFIG_KEYS:
+        raise InvalidInputError(
+            f"a job takes at most {MAX_DATASETS} datasets and {MAX_CONFIG_KEYS} trainer args",
+            code="invalid_config",
+        )
     for index, entry in enumerate(dataloader):
         _check_dataset_entry(index, entry)
     return TrainingSpec(config=normalised, dataloader=[dict(d) for d in dataloader])
@@ -157,46 +167,82 @@ def _check_dataset_entry(index: int, entry: Any) -> None:
         )
 
 
-def check_depth(what: str, value: Any, max_depth: int) -> None:
-    """Refuse documents nested deeper than `max_depth`: deep nesting breaks serialisers and
-    recursive code later (a job that could be written but never read back). Iterative, so the
-    check itself cannot overflow the stack."""
+def check_document(what: str, value: Any, max_depth: int) -> None:
+    """Refuse documents nested deeper than `max_depth` (deep nesting breaks serialisers and
+    recursive code later: a job that could be written but never read back), and text that is
+    not valid Unicode (a lone surrogate from a JSON escape cannot be encoded in any answer).
+    Iterative, so the check itself cannot overflow the stack."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, str):
+            _check_text(what, item)
+        elif isinstance(item, dict | list):
             if depth > max_depth:
                 raise InvalidInputError(
                     f"{what} is nested more than {max_depth} levels deep", code="invalid_config"
                 )
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item if isinstance(key, str))
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+
+
+def _check_text(what: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            f"{what} holds text that is not valid Unicode (a lone surrogate escape)",
+            code="invalid_config",
+        ) from None
 
 
 # -- secrets -------------------------------------------------------------------------------
 
 _SECRET_WORDS = frozenset(
-    {"token", "secret", "password", "passwd", "credential", "credentials", "auth", "apikey"}
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "auth",
+        "apikey",
+        "bearer",
+    }
+)
+# Values that carry a secret whatever their key: URLs with a password or a signed query.
+_SECRET_VALUE = re.compile(
+    r"://[^/@\s:]+:[^/@\s]+@|[?&](sig|signature|token|key|x-amz-signature|access_token)=",
+    re.IGNORECASE,
 )
 
 
-def looks_secret(key: Any) -> bool:
-    """Whether a config key names a secret: hub_token, aws_secret_access_key, api_key,
-    webhook auth, any `*_key`..."""
-    name = arg_name(str(key)).lower()
+def looks_secret(key: Any, value: Any = None) -> bool:
+    """Whether a config entry holds a secret: by its key (hub_token, aws_secret_access_key,
+    api_key, wandbApiKey, webhook auth, any `*_key`, a webhook URL...) or by its value (a URL
+    with a password or a signature)."""
+    raw = arg_name(str(key))
+    # camelCase and kebab-case split into words like snake_case.
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", raw).lower().replace("-", "_")
     words = set(re.split(r"[^a-z0-9]+", name))
-    return (
+    by_key = (
         bool(words & _SECRET_WORDS)
         or name == "key"
-        or name.endswith(("_key", "-key"))
+        or name.endswith("_key")
         or "access_key" in name
+        or "webhook_url" in name
     )
+    return by_key or (isinstance(value, str) and bool(_SECRET_VALUE.search(value)))
 
 
 def mask_secrets(value: Any) -> Any:
     """A copy with every secret's value shown as `***`."""
     if isinstance(value, dict):
-        return {k: "***" if looks_secret(k) and v else mask_secrets(v) for k, v in value.items()}
+        return {k: MASK if looks_secret(k, v) and v else mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     return value
@@ -223,7 +269,7 @@ def _without_secrets(value: Any, where: SecretPath, found: list[tuple[SecretPath
         out = {}
         for key, item in value.items():
             # A `***` (what answers show) is kept as such: the caller means "unchanged".
-            if looks_secret(key) and item not in (None, "") and not isinstance(item, bool):
+            if looks_secret(key, item) and item not in (None, "") and not isinstance(item, bool):
                 found.append(((*where, key), item))
             else:
                 out[key] = _without_secrets(item, (*where, key), found)
@@ -265,10 +311,19 @@ def _child(node: Any, step: str | int) -> Any:
 
 # Keys whose values a trainer writes to. Everything else path-like is read.
 _WRITE_KEYS = frozenset({"output_dir", "logging_dir", "cache_dir"})
-_PATH_SUFFIXES = ("_dir", "_path", "_file", "_folder", "_library", "_name_or_path")
+_PATH_SUFFIXES = (
+    "_dir",
+    "_path",
+    "_file",
+    "_folder",
+    "_library",
+    "_name_or_path",
+    "_config",
+    "_checkpoint",
+)
 # Path-valued keys whose names do not say so.
 _READ_KEYS = frozenset(
-    {"resume_from_checkpoint", "init_lora", "data_backend_config", "lycoris_config", "path"}
+    {"resume_from_checkpoint", "init_lora", "data_backend_config", "path", "paths", "file"}
 )
 
 
@@ -276,41 +331,48 @@ _READ_KEYS = frozenset(
 class PathField:
     """One value of a config or dataloader entry that names a file or folder."""
 
-    container: dict[str, Any]
-    key: str
+    container: dict[str, Any] | list[Any]
+    key: str | int
     value: str
+    name: str  # the key it sits under, lower case, without `--`
     writes: bool
 
     @property
     def label(self) -> str:
-        return arg_name(self.key)
+        return self.name
 
 
 def path_fields(spec: TrainingSpec) -> Iterator[PathField]:
-    """Every path a trainer would open, except the datasets' `instance_data_dir` (checked as
-    datasets) and `output_dir` (the job's output folder, checked on its own)."""
-    yield from _path_fields_of(spec.config, skip=("output_dir",))
-    for entry in spec.dataloader:
-        yield from _path_fields_of(entry, skip=("instance_data_dir",))
+    """Every path a trainer would open, in dicts and lists at any depth, except the config's
+    `--output_dir` (the job's output folder, checked on its own)."""
+    yield from _path_fields_of(spec.config, "", top=True)
+    yield from _path_fields_of(spec.dataloader, "dataloader_config")
 
 
-def _path_fields_of(node: dict[str, Any], skip: tuple[str, ...]) -> Iterator[PathField]:
-    for key, value in node.items():
-        name = arg_name(str(key))
-        if isinstance(value, dict):
-            yield from _path_fields_of(value, skip=())
+def _path_fields_of(
+    node: dict[str, Any] | list[Any], parent: str, *, top: bool = False
+) -> Iterator[PathField]:
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        if top and key == "--output_dir":
             continue
-        if not isinstance(value, str) or not value.strip() or name in skip:
+        # Names compare in lower case: a trainer's own parsing may not care about case.
+        name = arg_name(key).lower() if isinstance(key, str) else parent
+        if isinstance(value, dict | list):
+            yield from _path_fields_of(value, name)
             continue
-        writes = name in _WRITE_KEYS or name.startswith("cache_dir")
-        if writes:
-            yield PathField(node, str(key), value, writes=True)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if name in _WRITE_KEYS or name.startswith("cache_dir"):
+            yield PathField(node, key, value, name, writes=True)
         elif (name in _READ_KEYS or name.endswith(_PATH_SUFFIXES)) and looks_local(value):
-            yield PathField(node, str(key), value, writes=False)
+            yield PathField(node, key, value, name, writes=False)
 
 
 def looks_local(value: str) -> bool:
     """A local path rather than a hub id (`org/model`) or a keyword (`latest`): one that starts
-    from the root, a home folder or the current folder. Other relative values resolve inside
-    the job's own run folder, the trainer's working folder."""
-    return value.startswith(("/", "~", "./", "../")) or value in (".", "..")
+    from the root, a home folder or the current folder, or climbs with `..` anywhere. Other
+    relative values resolve inside the job's own run folder, the trainer's working folder."""
+    if value.startswith(("/", "~", "./", "\\")) or value in (".", ".."):
+        return True
+    return ".." in re.split(r"[/\\]", value)

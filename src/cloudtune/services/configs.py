@@ -18,8 +18,11 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
@@ -27,7 +30,7 @@ from cloudtune.domain.training import (
     MASK,
     SecretPath,
     build_spec,
-    check_depth,
+    check_document,
     merge_secrets,
     split_secrets,
 )
@@ -91,10 +94,13 @@ def save_config(
     caller.require("config.edit")
     spec = build_spec(config, dataloader_config, max_depth=ctx.settings.json_max_depth)
     folder = _folder(ctx, name)
+    now = utcnow()
+    # Claim a new name with the row's primary key before writing anything, so two users
+    # creating one name at once cannot both think it theirs.
+    created = not (folder / CONFIG_FILE).is_file() and _claim(ctx, name, caller.user_id, now)
     with ctx.db.read() as session:
         row = config_store.get_config_row(session, name)
-    exists = (folder / CONFIG_FILE).is_file()
-    if exists:
+    if not created:
         if create_only:
             raise ConflictError(f"Config already exists: {name}", code="config_exists", name=name)
         if not _may_view(caller, row):
@@ -109,17 +115,14 @@ def save_config(
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / CONFIG_FILE, public_config)
     _write_json(folder / DATALOADER_FILE, public_dataloader)
-    owner = row.owner_user_id if row is not None else caller.user_id if not exists else None
+    # A folder dropped in by hand has no row: it stays shared (no owner).
+    owner = row.owner_user_id if row is not None else None
     with ctx.db.write() as session:
         config_store.save_config_row(
-            session,
-            name,
-            owner_user_id=owner,
-            secrets_ciphertext=_seal(ctx, secrets),
-            at=utcnow(),
+            session, name, owner_user_id=owner, secrets_ciphertext=_seal(ctx, secrets), at=now
         )
     merge_secrets(public_config, public_dataloader, [(p, MASK) for p, _ in secrets])
-    return NamedConfig(name, public_config, public_dataloader, owner), not exists
+    return NamedConfig(name, public_config, public_dataloader, owner), created
 
 
 def delete_config(ctx: Context, caller: Principal, name: str) -> None:
@@ -146,6 +149,15 @@ def config_not_found(name: str) -> NotFoundError:
 
 
 # -- internals ------------------------------------------------------------------------------
+
+
+def _claim(ctx: Context, name: str, owner: str | None, at: datetime) -> bool:
+    try:
+        with ctx.db.write() as session:
+            config_store.claim_config_row(session, name, owner_user_id=owner, at=at)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _may_view(caller: Principal, row: NamedConfigModel | None) -> bool:
@@ -254,7 +266,7 @@ def _read_json(path: Path, name: str, max_depth: int) -> Any:
         raise InvalidInputError(
             f"config '{name}': {path.name} cannot be read as JSON ({exc})", code="invalid_config"
         ) from None
-    check_depth(f"config '{name}'", data, max_depth)
+    check_document(f"config '{name}'", data, max_depth)
     return data
 
 

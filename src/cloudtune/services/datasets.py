@@ -34,3 +34,25 @@ def require_images(scan: DatasetScan) -> None:
                 code="dataset_empty",
                 dataset=stats.id,
             )
+
+
+# What a trainer on this machine would reach by itself if the dataset held it: the scan leaves
+# these out of a package, but a local trainer reads the folder directly.
+_LEAVES_THE_DATASET = (
+    "symlink leaving the dataset",
+    "symlinked folder",
+    "not allowed by the file access policy",
+    "server state folder",
+)
+
+
+def refuse_links_out(scan: DatasetScan) -> None:
+    for rule in _LEAVES_THE_DATASET:
+        group = scan.excluded.get(rule)
+        if group:
+            raise InvalidInputError(
+                f"{group.examples[0]}: {rule}; a trainer on this machine reads the dataset folder "
+                "itself, so it must not link outside it (remove the link, or copy the files in)",
+                code="symlink_outside_dataset",
+                path=group.examples[0],
+            )

@@ -16,6 +16,7 @@ folders, local model files — is resolved here, symlinks followed, and allowed 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,25 +100,40 @@ class FileAccessPolicy:
     # -- checks that answer with a path or raise path_not_allowed ---------------------------
 
     def dataset_folder(self, raw: str, what: str) -> Path:
-        path = self.resolve(raw, self.read_base)
-        if self.may_read(path) and not self.contains_home(path) and _readable_dir(path):
-            return path
-        raise self.refusal(what, raw, "an existing folder you may read")
+        def allowed(path: Path) -> bool:
+            return self.may_read(path) and not self.contains_home(path) and _readable_dir(path)
+
+        return self._checked(raw, self.read_base, allowed, what, "an existing folder you may read")
 
     def local_file(self, raw: str, what: str) -> Path:
         """A model file or folder (weights, LoRA to start from, checkpoint to resume)."""
-        path = self.resolve(raw, self.read_base)
-        if self.may_read(path) and not self.contains_home(path) and os.access(path, os.R_OK):
-            return path
-        raise self.refusal(what, raw, "an existing file or folder you may read")
+
+        def allowed(path: Path) -> bool:
+            readable = os.access(path, os.R_OK)
+            return self.may_read(path) and not self.contains_home(path) and readable
+
+        must_be = "an existing file or folder you may read"
+        return self._checked(raw, self.read_base, allowed, what, must_be)
 
     def writable_folder(self, raw: str, what: str) -> Path:
         """A folder a trainer will create or write into; relative paths land in the caller's
         output folder."""
-        path = self.resolve(raw, self.write_base)
-        if self.may_write(path) and (not path.exists() or path.is_dir()):
-            return path
-        raise self.refusal(what, raw, "a folder you may write")
+
+        def allowed(path: Path) -> bool:
+            return self.may_write(path) and (not path.exists() or path.is_dir())
+
+        return self._checked(raw, self.write_base, allowed, what, "a folder you may write")
+
+    def _checked(
+        self, raw: str, base: Path, allowed: Callable[[Path], bool], what: str, must_be: str
+    ) -> Path:
+        try:
+            path = self.resolve(raw, base)
+            if allowed(path):
+                return path
+        except (OSError, ValueError):
+            pass  # a NUL byte, a name too long: refused like any other path
+        raise self.refusal(what, raw, must_be)
 
     def confine(self, spec: TrainingSpec, *, job_id: str, runs_here: bool) -> None:
         """Resolve and check every path of a job's spec, in place: the output folder (default
@@ -136,9 +152,14 @@ class FileAccessPolicy:
                 resolved = self.writable_folder(found.value, found.label)
             else:
                 resolved = self.local_file(found.value, found.label)
-            found.container[found.key] = str(resolved)
+            if isinstance(found.container, dict):
+                found.container[str(found.key)] = str(resolved)
+            else:
+                found.container[int(found.key)] = str(resolved)
 
     def resolve(self, raw: str, base: Path) -> Path:
+        if "\0" in raw:
+            raise ValueError("a path with a NUL byte")
         path = Path(raw).expanduser()
         return _real(path if path.is_absolute() else base / path)
 

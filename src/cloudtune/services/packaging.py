@@ -155,8 +155,10 @@ def scan_datasets(
             here = Path(directory)
             for name in sorted(dirnames):
                 path = here / name
-                label = f"{dataset_id}/{path.relative_to(root).as_posix()}/"
+                label = f"{dataset_id}/{printable(path.relative_to(root).as_posix())}/"
                 rule = _excluded_dir_rule(name, path, policy)
+                if rule is None and printable(name) != name:
+                    rule = "name not valid UTF-8"
                 if rule:
                     scan.exclude(rule, label)
                     dirnames.remove(name)
@@ -164,6 +166,10 @@ def scan_datasets(
             for name in sorted(filenames):
                 path = here / name
                 relative = path.relative_to(root).as_posix()
+                if printable(relative) != relative:
+                    # Not valid UTF-8: no archive entry or answer could carry the name.
+                    scan.exclude("name not valid UTF-8", f"{dataset_id}/{printable(relative)}")
+                    continue
                 rule, source, stat = _excluded_file_rule(name, path, root, policy)
                 if rule or stat is None:
                     scan.exclude(rule or "unreadable", f"{dataset_id}/{relative}")
@@ -321,6 +327,12 @@ def remote_dataloader(
             copy["instance_data_dir"] = scan.roots.get(dataset_id, copy["instance_data_dir"])
         out.append(copy)
     return out
+
+
+def printable(text: str) -> str:
+    """`text` as valid Unicode: undecodable bytes of a file name (or lone surrogates of a JSON
+    escape) shown as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _safe_name(name: str) -> str:

@@ -21,8 +21,9 @@ from cloudtune.domain.training import (
     SecretPath,
     TrainingSpec,
     build_spec,
-    check_depth,
+    check_document,
     mask_secrets,
+    normalise_config,
     split_secrets,
 )
 from cloudtune.errors import (
@@ -40,9 +41,19 @@ from cloudtune.providers.base import (
 from cloudtune.services import configs as config_service
 from cloudtune.services import costs
 from cloudtune.services.context import Context
-from cloudtune.services.datasets import require_images, resolve_dataset_paths
+from cloudtune.services.datasets import (
+    refuse_links_out,
+    require_images,
+    resolve_dataset_paths,
+)
 from cloudtune.services.file_access import FileAccessPolicy
-from cloudtune.services.packaging import DatasetScan, Package, remote_dataloader, scan_datasets
+from cloudtune.services.packaging import (
+    DatasetScan,
+    Package,
+    printable,
+    remote_dataloader,
+    scan_datasets,
+)
 from cloudtune.services.packaging import package as package_datasets
 from cloudtune.store import jobs as job_store
 from cloudtune.store.tables import JobSecretModel
@@ -63,6 +74,8 @@ class SubmitRequest:
     publish: dict[str, Any] | None = None
     priority: int = 0
     max_cost_usd: float | None = None
+    # Fields the request carried that this server does not know: refused by name.
+    unknown_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,23 +247,25 @@ def _prepare(
     config_name = request.config_name
     if request.config_name_to_load:
         named = config_service.load_for_submit(ctx, caller, request.config_name_to_load)
-        config = dict(named.config)
+        config = normalise_config(named.config)
         if dataloader is None:
             dataloader = named.dataloader_config
         config_name = config_name or named.name
     if request.config is not None:
-        config.update(request.config)
+        # Both with `--` keys, so `output_dir` overrides the named config's `--output_dir`.
+        config.update(normalise_config(request.config))
     if not config:
         raise _invalid("No configuration provided: send `config` or `config_name_to_load`")
     depth = ctx.settings.json_max_depth
-    check_depth("config", config, depth)
-    check_depth("dataloader_config", dataloader, depth)  # before copying it, recursively
+    check_document("config", config, depth)
+    check_document("dataloader_config", dataloader, depth)  # before copying it, recursively
     spec = build_spec(config, copy.deepcopy(dataloader), max_depth=depth)
     job_id = uuid.uuid4().hex
     policy = FileAccessPolicy.for_caller(ctx.settings, caller)
     local = spec.local_datasets()
     resolve_dataset_paths(spec.dataloader, local, policy)
-    policy.confine(spec, job_id=job_id, runs_here=provider.job_type == JobType.LOCAL.value)
+    runs_here = provider.job_type == JobType.LOCAL.value
+    policy.confine(spec, job_id=job_id, runs_here=runs_here)
     provider.check(spec)
     offer = (
         provider.offer(request.hardware_profile)
@@ -261,6 +276,8 @@ def _prepare(
     if local:
         scan = scan_datasets(local, policy, max_files=ctx.settings.max_dataset_files)
         require_images(scan)
+        if runs_here:
+            refuse_links_out(scan)
     if scan is not None and isinstance(provider, Uploads) and package_data:
         limit = provider.upload_limit_bytes
         if scan.total_bytes > limit:
@@ -291,6 +308,14 @@ def _prepare(
 def _refuse_unsupported(request: SubmitRequest) -> None:
     """Fields a submit may carry that this server does not act on yet: refused, so nobody
     believes a model was published or a webhook will be called when neither will happen."""
+    if request.unknown_fields:
+        shown = [printable(n) for n in request.unknown_fields[:20]]
+        names = ", ".join(f"`{n}`" for n in shown)
+        raise InvalidInputError(
+            f"unknown field(s) {names}: this server does not act on them; submit without them",
+            code="unsupported_field",
+            fields=shown,
+        )
     for name, value in (("publish", request.publish), ("webhook_url", request.webhook_url)):
         if value not in (None, "", {}):
             raise InvalidInputError(

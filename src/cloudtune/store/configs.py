@@ -23,6 +23,16 @@ def config_rows(session: Session, names: Iterable[str]) -> dict[str, NamedConfig
     return {row.name: row for row in rows}
 
 
+def claim_config_row(
+    session: Session, name: str, *, owner_user_id: str | None, at: datetime
+) -> None:
+    """Insert the row of a new config; raises IntegrityError if the name is taken."""
+    session.add(
+        NamedConfigModel(name=name, owner_user_id=owner_user_id, created_at=at, updated_at=at)
+    )
+    session.flush()
+
+
 def save_config_row(
     session: Session,
     name: str,

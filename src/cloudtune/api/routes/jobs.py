@@ -72,7 +72,8 @@ def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _submit_request(body: SubmitJobBody) -> submission.SubmitRequest:
-    return submission.SubmitRequest(**body.model_dump())
+    known = body.model_dump(exclude=set(body.model_extra or ()))
+    return submission.SubmitRequest(**known, unknown_fields=tuple(sorted(body.model_extra or ())))
 
 
 @router.post("/submit", response_model=SubmitJobResponse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +28,30 @@ def collect_samples(dataloader: list[dict[str, Any]]) -> list[Sample]:
             continue
         if entry.get("dataset_type", "image") != "image":
             continue
-        folder = Path(str(entry["instance_data_dir"])).expanduser()
+        folder = Path(os.path.realpath(Path(str(entry["instance_data_dir"])).expanduser()))
         strategy = entry.get("caption_strategy", "filename")
         instance_prompt = entry.get("instance_prompt")
         for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not _inside(path, folder):
                 continue
-            samples.append(Sample(path, _caption(path, strategy, instance_prompt)))
+            samples.append(Sample(path, _caption(path, folder, strategy, instance_prompt)))
     if not samples:
         raise ValueError("the datasets hold no images (.png, .jpg, .jpeg, .webp, .bmp)")
     return samples
 
 
-def _caption(path: Path, strategy: str, instance_prompt: str | None) -> str:
+def _inside(path: Path, folder: Path) -> bool:
+    """A regular file whose real location is inside the dataset folder. The server checked the
+    folder when the job was submitted; a link made since then that leads out of it (to the
+    server's own files, say) is not followed."""
+    real = Path(os.path.realpath(path))
+    return real.is_relative_to(folder) and real.is_file()
+
+
+def _caption(path: Path, folder: Path, strategy: str, instance_prompt: str | None) -> str:
     if strategy == "textfile":
         text_file = path.with_suffix(".txt")
-        if text_file.is_file():
+        if _inside(text_file, folder):
             return text_file.read_text(encoding="utf-8", errors="replace").strip()
         return _caption_from_filename(path)
     if strategy == "instanceprompt" and instance_prompt:
