@@ -3,11 +3,11 @@ once as the local admin (no users) and once as an `stk_` key scoped to two permi
 
 Every answer must be below 500, carry a status its route documents and match the schema
 documented for that status. Random requests rarely get past validation, so a list of chosen
-requests (valid ones on seeded jobs, a config and a dataset; odd paths and tokens that were once a
-500) checks the success answers and those inputs too. Examples are
-bounded and derandomised: a run is repeatable and takes a couple of minutes. No generated submit
-gets as far as a trainer, and nothing generated leaves the machine (Replicate's URL is a closed
-loopback port).
+requests (valid ones on seeded jobs, a config and a dataset; odd paths and tokens that were once
+a 500) checks the success answers and those inputs too. Examples are bounded and derandomised: a
+run is repeatable and takes a minute or two. A submit that gets through starts /bin/false
+instead of a trainer, and nothing leaves the machine (Replicate's URL is a loopback port nothing
+listens on).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from schemathesis.core.failures import FailureGroup
 
 from cloudtune.api.app import create_app
 from cloudtune.domain.jobs import JobStatus, JobType, Progress, utcnow
-from cloudtune.settings import Settings
+from cloudtune.settings import LocalProviderSettings, Settings
 from cloudtune.store.db import Database
 from tests.conftest import free_port
 from tests.factories import create_job, job_body, make_dataset
@@ -98,6 +98,8 @@ def start_server(root: Path) -> LiveServer:
         replicate_base_url="http://127.0.0.1:1/v1",  # nothing listens there
         replicate_api_token=None,
         replicate_timeout_seconds=2.0,
+        # A submit that gets through starts this instead of a trainer: the job fails at once.
+        local=LocalProviderSettings(python="/bin/false"),
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
@@ -265,6 +267,8 @@ def job_calls(live: LiveServer, *, admin: bool) -> list[Call]:
         Call("GET", "/api/cloud/jobs/{job_id}/logs", 200, on("cloud")),
         Call("GET", "/api/cloud/jobs/{job_id}/logs/stream", 200, on("done")),
         Call("POST", "/api/cloud/jobs/preview", 200, query={"provider": "local"}, body=preview),
+        Call("POST", "/api/cloud/jobs/submit", 200, body={**preview, "idempotency_key": "k1"}),
+        Call("POST", "/api/cloud/jobs/submit", 200, body={**preview, "idempotency_key": "k1"}),
         Call(
             "POST",
             "/api/webhooks/trainer/{job_id}",
