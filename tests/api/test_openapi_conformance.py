@@ -34,6 +34,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from cloudtune.api.app import create_app
+from cloudtune.cli.server import UVICORN_OPTIONS
 from cloudtune.domain.jobs import JobStatus, JobType, Progress, utcnow
 from cloudtune.settings import LocalProviderSettings, Settings
 from cloudtune.store.db import Database
@@ -102,7 +103,13 @@ def start_server(root: Path) -> LiveServer:
         local=LocalProviderSettings(python="/bin/false"),
     )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(config),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **UVICORN_OPTIONS,  # as `cloudtune server` runs it
+        )
     )
     thread = threading.Thread(target=server.run, name="openapi-conformance-server", daemon=True)
     thread.start()
