@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from cloudtune.settings import Settings
@@ -77,6 +78,25 @@ async def test_80_concurrent_wrong_passwords_from_4_addresses_get_at_most_5_chec
                 for _ in range(6)
             ]
         assert [r.status_code for r in wrong_again] == [401] * 5 + [429]
+
+
+async def test_wrong_passwords_are_logged_with_their_address(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What lets an admin see who keeps an account rate-limited (docs/security.md)."""
+    async with running_app(settings) as app:
+        await first_admin(app)
+        async with peer(app, "10.0.9.9") as client:
+            for name in ("admin", "correct-horse-typed-as-a-name"):
+                response = await client.post(
+                    "/api/auth/login", json={"username": name, "password": "wrong password"}
+                )
+                assert_envelope(response, 401, "invalid_credentials")
+    failed = [r.getMessage() for r in caplog.records if "failed login" in r.getMessage()]
+    assert failed == [
+        "failed login for admin from 10.0.9.9",
+        "failed login for an unknown name from 10.0.9.9",
+    ]
 
 
 async def test_an_address_gets_20_attempts_a_minute_across_accounts(settings: Settings) -> None:

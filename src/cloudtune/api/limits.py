@@ -32,7 +32,9 @@ TRAINER_EVENT_MAX_BYTES = 256 * 1024
 # limits (neither the limit nor the body timeout applies).
 BODY_LIMIT_OVERRIDES: tuple[tuple[str, int | None], ...] = (
     ("/api/webhooks/trainer/", TRAINER_EVENT_MAX_BYTES),
-    # Replicate sends the whole training object, full logs included, with every event.
+    # Replicate sends the whole prediction, its logs included, with every event (8 MiB: why
+    # that suffices is at MAX_WEBHOOK_BYTES). The route reads no body before the signature
+    # headers pass.
     ("/api/webhooks/replicate", REPLICATE_WEBHOOK_MAX_BYTES),
     # ("/api/cloud/storage/", None),  # the S3-compatible endpoint: uploads stream to disk
 )

@@ -275,6 +275,13 @@ def login(ctx: Context, *, login_name: str, password: str, client: str) -> Login
     epoch = ctx.clock().timestamp()
     _take_login_tokens(ctx, account=account, address=_address_key(client), now=epoch)
     if not _password_matches(ctx, user, password):
+        # So an admin can see who keeps an account rate-limited (docs/security.md); bounded by
+        # the budgets. An unknown name is not logged: it may be a password in the wrong field.
+        log.warning(
+            "failed login for %s from %s",
+            user.username if user is not None else "an unknown name",
+            client,
+        )
         raise AuthenticationError("Invalid username or password", code="invalid_credentials")
     assert user is not None
     if _hasher.check_needs_rehash(user.password_hash):
@@ -386,7 +393,22 @@ def create_api_key(
     expires_days: int | None,
     scoped_permissions: list[str] | None,
 ) -> tuple[str, ApiKeyModel]:
-    """Returns the full key (shown once) and its stored record."""
+    """Returns the full key (shown once) and its stored record.
+
+    Only a login session (or the local admin of no-users mode, who has none) creates keys: a
+    key made with a key would not expire with it nor be revoked with it, so one leaked key
+    could mint others that outlive it."""
+    if caller.via == "api_key":
+        raise PermissionDeniedError(
+            "an API key cannot create API keys: "
+            + (
+                "log in (POST /api/auth/login) and create the key with your session"
+                if caller.user_id is not None
+                else "send the request without a key (no users exist, so this machine "
+                "is the local admin)"
+            ),
+            code="session_required",
+        )
     caller.require("api.keys.own")
     if not name.strip():
         raise InvalidInputError("name must not be empty", code="invalid_input")
@@ -413,8 +435,6 @@ def create_api_key(
                 required_permission=beyond[0],
             )
         scopes = sorted(set(scoped_permissions))
-    elif caller.via == "api_key":
-        scopes = sorted(caller.permissions)  # a key made with a key is no stronger than it
     key = API_KEY_PREFIX + secrets.token_urlsafe(30)
     now = utcnow()
     row = ApiKeyModel(

@@ -356,6 +356,50 @@ async def test_a_failing_api_trips_the_breaker_and_submits_fail_fast(
     assert failed["total"] == 4 and all("replicate" in j["error_message"] for j in failed["jobs"])
 
 
+async def test_anonymous_webhooks_do_not_drive_calls_to_replicate(
+    client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+) -> None:
+    """Finding: with no signing secret cached, every webhook fetched it from Replicate and a
+    failed fetch was not remembered, so anonymous posts alone opened the breaker that every
+    user's submits share. Now unsigned posts are refused before any fetch, one fetch runs at a
+    time, and a failure is remembered for a while."""
+    secret_path = "/v1/webhooks/default/secret"
+    fetches = f"GET {secret_path}"
+    payload = json.dumps({"id": "nosuchprediction", "status": "succeeded"}).encode()
+
+    async def post_all(headers: list[dict[str, str]]) -> list[httpx.Response]:
+        return await asyncio.gather(
+            *(client.post("/api/webhooks/replicate", content=payload, headers=h) for h in headers)
+        )
+
+    unsigned = await post_all([{"content-type": "application/json"}] * 50)
+    for response in unsigned:
+        assert_envelope(response, 401, "invalid_signature")
+        assert response.headers["connection"] == "close"
+    assert fake.calls[fetches] == 0
+
+    fake.fail_paths[secret_path] = (500, "Internal server error")
+    anonymous = await post_all([signed(fake, payload, msg_id=f"anon-{i}") for i in range(50)])
+    for response in anonymous:
+        assert_envelope(response, 503, "provider_unavailable")
+        assert 1 <= int(response.headers["retry-after"]) <= 30
+        assert fake.base_url not in response.text  # what failed, and where, is for the log
+    print(f"\n  50 anonymous webhooks, secret endpoint failing: {fake.calls[fetches]} fetch(es)")
+    assert 1 <= fake.calls[fetches] <= 2
+    provider = client.app.state.ctx.providers.get("replicate")  # type: ignore[attr-defined]
+    assert not provider._breaker.is_open
+    submitted = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+    assert submitted.status_code == 200, submitted.text
+
+    # Once the back-off is over, the next webhook fetches the secret again, once.
+    del fake.fail_paths[secret_path]
+    provider.secret_retry_seconds = 0.0
+    before = fake.calls[fetches]
+    accepted = await post_all([signed(fake, payload, msg_id=f"real-{i}") for i in range(5)])
+    assert [r.json()["status"] for r in accepted] == ["ignored"] * 5
+    assert fake.calls[fetches] == before + 1
+
+
 async def test_sync_finds_what_no_webhook_said(
     client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
 ) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 
 from cloudtune.api.deps import CallerDep, CtxDep
-from cloudtune.api.errors import error_responses
+from cloudtune.api.errors import envelope, error_responses, status_for
 from cloudtune.api.schemas import raw_json_body
-from cloudtune.errors import InvalidInputError, PayloadTooLargeError
+from cloudtune.errors import CloudtuneError, InvalidInputError, PayloadTooLargeError
 from cloudtune.services import provider_webhooks, providers
 
 router = APIRouter(
@@ -18,7 +18,13 @@ router = APIRouter(
 )
 JsonObject = Annotated[dict[str, Any], Body()]
 
-MAX_WEBHOOK_BYTES = 32 * 1024 * 1024  # training logs ride in every delivery
+# A delivery is the whole prediction: its input (our config and dataloader JSON, a few KiB),
+# output URLs, and its logs, which grow with the run and ride in every delivery. At some 200
+# bytes a logged step, 8 MiB holds the logs of about 40 000 steps, more than a fine-tune runs,
+# while bounding what one unauthenticated request may make the server hold (it was 32 MiB, and
+# 8 concurrent anonymous bodies cost the server half a GB). A larger delivery is refused (413);
+# the job's status still arrives by polling.
+MAX_WEBHOOK_BYTES = 8 * 1024 * 1024
 
 
 @router.get("/api/cloud/providers")
@@ -70,24 +76,40 @@ async def delete_replicate_token(ctx: CtxDep, caller: CallerDep) -> dict[str, An
 
 @router.post(
     "/api/webhooks/replicate",
+    response_model=dict[str, Any],
     openapi_extra=raw_json_body("A Replicate prediction, signed with Standard Webhooks."),
 )
-async def replicate_webhook(request: Request, ctx: CtxDep) -> dict[str, Any]:
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_WEBHOOK_BYTES:
-        raise PayloadTooLargeError("webhook body too large", limit_bytes=MAX_WEBHOOK_BYTES)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BYTES:
-            raise PayloadTooLargeError("webhook body too large", limit_bytes=MAX_WEBHOOK_BYTES)
-    result = await provider_webhooks.receive(
-        ctx,
-        "replicate",
-        body=bytes(body),
-        headers=dict(request.headers),
-        client_ip=request.client.host if request.client else "",
-    )
+async def replicate_webhook(request: Request, ctx: CtxDep) -> dict[str, Any] | Response:
+    try:
+        admission = await provider_webhooks.admit(
+            ctx,
+            "replicate",
+            headers=dict(request.headers),
+            client_ip=request.client.host if request.client else "",
+        )
+    except CloudtuneError as exc:
+        # Refused before its body was read: close the connection rather than read (and
+        # discard) a body nobody wants.
+        refusal = envelope(status_for(exc), exc.code, exc.detail, **exc.extra)
+        refusal.headers["Connection"] = "close"
+        return refusal
+    if admission.answer is not None:
+        return admission.answer
+    body = await _read_body(request, MAX_WEBHOOK_BYTES)
+    payload = provider_webhooks.verified_payload(admission, body)
+    del body  # the payload holds what is kept; the raw bytes need not outlive the parse
+    result = await provider_webhooks.apply(ctx, admission, payload)
     if result.get("job_id"):
         request.app.state.reconciler.checked_by_webhook(result["job_id"])
     return result
+
+
+async def _read_body(request: Request, limit: int) -> bytearray:
+    """The body in one buffer that grows in place (no copy to `bytes` afterwards). BodyLimit
+    refuses a body over the same limit first; this holds should that table change."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError("webhook body too large", limit_bytes=limit)
+    return body

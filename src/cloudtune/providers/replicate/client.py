@@ -25,6 +25,8 @@ from tenacity import (
 from cloudtune.providers.replicate.breaker import CircuitBreaker
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+# The webhook secret is fetched while a webhook waits (before its body is read): a short wait.
+SECRET_TIMEOUT = 10.0
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -92,6 +94,7 @@ class ReplicateClient:
             follow_redirects=False,
         )
         self._breaker = breaker or CircuitBreaker()
+        self._timeout = timeout
         self._attempts = attempts
         self._upload_timeout = upload_timeout
         self._max_retry_seconds = max_retry_seconds
@@ -108,7 +111,30 @@ class ReplicateClient:
         return await self._safe("GET", "hardware")  # type: ignore[return-value]
 
     async def default_webhook_secret(self) -> str:
-        return str((await self._safe("GET", "webhooks/default/secret"))["key"])
+        """One attempt, with a short timeout, and left out of the breaker's count: webhooks
+        (which anyone can send) decide when this call is made, so retrying it or letting its
+        failures pause everyone's calls would hand both to anonymous callers. The provider
+        remembers a failure for a while instead (`ReplicateProvider.webhook_secret`)."""
+        url = self._url("webhooks/default/secret")
+        request = f"GET {url}"
+        if self._breaker.is_open:  # read only: taking the half-open trial is for counted calls
+            raise BreakerOpenError(
+                503, f"Replicate keeps failing; calls paused for {self._breaker.retry_in():.0f}s"
+            )
+        try:
+            response = await self._http.get(
+                url, timeout=httpx.Timeout(min(SECRET_TIMEOUT, self._timeout))
+            )
+        except httpx.HTTPError as exc:
+            raise ReplicateError(None, type(exc).__name__, request=request) from exc
+        try:
+            answer = self._result(response, request, count=False)
+        except ValueError:  # a 2xx that is not JSON
+            answer = None
+        key = answer.get("key") if isinstance(answer, dict) else None
+        if not isinstance(key, str) or not key:
+            raise ReplicateError(response.status_code, "the answer has no key", request=request)
+        return key
 
     async def latest_version(self, model: str) -> str:
         path = f"models/{model}/versions"
@@ -230,11 +256,12 @@ class ReplicateClient:
                 return self._result(response, request)
         raise AssertionError("unreachable")
 
-    def _result(self, response: httpx.Response, request: str) -> Any:
+    def _result(self, response: httpx.Response, request: str, *, count: bool = True) -> Any:
+        """The answer's JSON, or ReplicateError; `count` reports the outcome to the breaker."""
         if response.status_code >= 400:
-            if response.status_code in _RETRY_STATUSES:
+            if count and response.status_code in _RETRY_STATUSES:
                 self._breaker.record_failure()
-            else:
+            elif count:
                 self._breaker.record_success()  # the API answered; the request was wrong
             raise ReplicateError(
                 response.status_code,
@@ -242,7 +269,8 @@ class ReplicateClient:
                 _retry_after(response),
                 request=request,
             )
-        self._breaker.record_success()
+        if count:
+            self._breaker.record_success()
         if response.status_code == 204 or not response.content:
             return {}
         return response.json()
