@@ -131,8 +131,8 @@ class FileAccessPolicy:
             path = self.resolve(raw, base)
             if allowed(path):
                 return path
-        except (OSError, ValueError):
-            pass  # a NUL byte, a name too long: refused like any other path
+        except (OSError, ValueError, RuntimeError):
+            pass  # a NUL byte, a name too long, `~nobody`: refused like any other path
         raise self.refusal(what, raw, must_be)
 
     def confine(self, spec: TrainingSpec, *, job_id: str, runs_here: bool) -> None:
