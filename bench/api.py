@@ -1,9 +1,10 @@
 """API benchmark: job list and job detail against the ceiling of this stack.
 
-Fills a fresh store with N jobs, starts one uvicorn server process that serves cloudtune's app
-plus a bare Starlette endpoint returning a JSON body of the same size from memory (the ceiling of
-this stack: same server, same event loop, no framework work, no database), and drives both with
-wrk at 32 connections, interleaved. Then measures first-page latency at 1 000 and 1 000 000 jobs.
+Fills a fresh store with N jobs and starts two server processes with the uvicorn options of
+`cloudtune server`: cloudtune's app, and the ceiling, a bare Starlette app in a process of its
+own answering the same bytes from memory (same server and protocol, no framework work, no
+middleware, no database). Drives both with wrk at 32 connections, interleaved. Then measures
+first-page latency at 1 000 and 1 000 000 jobs.
 
     python bench/api.py [--jobs 10000] [--duration 10] [--big 1000000]
 
@@ -96,30 +97,53 @@ def seed(database_url: str, count: int) -> str:
 
 
 def serve(home: str, port: int, cache_ttl: float) -> None:
-    """The server process: cloudtune's app plus the bare ceiling routes."""
+    """The server process: cloudtune's app, as `cloudtune server` runs it."""
     import uvicorn
-    from starlette.requests import Request
-    from starlette.responses import Response
 
     from cloudtune.api.app import create_app
+    from cloudtune.cli.server import UVICORN_OPTIONS
     from cloudtune.settings import Settings
 
     settings = Settings(
         home=Path(home), port=port, log_level="warning", response_cache_ttl_seconds=cache_ttl
     )
     app = create_app(settings)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **UVICORN_OPTIONS
+    )
+
+
+def serve_ceiling(port: int) -> None:
+    """The ceiling process: a bare Starlette app on the same uvicorn options, answering bodies
+    put into it from memory."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from cloudtune.cli.server import UVICORN_OPTIONS
+
     bodies: dict[str, bytes] = {}
 
     async def ceiling(request: Request) -> Response:
+        if request.method == "PUT":
+            bodies[request.path_params["name"]] = await request.body()
+            return Response(b"{}", media_type="application/json")
         return Response(bodies[request.path_params["name"]], media_type="application/json")
 
-    async def set_ceiling(request: Request) -> Response:
-        bodies[request.path_params["name"]] = await request.body()
+    async def health(_request: Request) -> Response:
         return Response(b"{}", media_type="application/json")
 
-    app.add_route("/bench/ceiling/{name}", ceiling, methods=["GET"])
-    app.add_route("/bench/ceiling/{name}", set_ceiling, methods=["PUT"])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    app = Starlette(
+        routes=[
+            Route("/bench/ceiling/{name}", ceiling, methods=["GET", "PUT"]),
+            Route("/health", health),
+        ]
+    )
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **UVICORN_OPTIONS
+    )
 
 
 def wrk(url: str, duration: int, connections: int = CONNECTIONS) -> dict[str, float]:
@@ -144,23 +168,13 @@ def _ms(value: str) -> float:
 
 
 class Server:
-    def __init__(self, home: Path, *, cache_ttl: float = 1.0) -> None:
-        self.home = home
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+    def __init__(self, *args: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve",
-                str(home),
-                "--port",
-                str(self.port),
-                "--cache-ttl",
-                str(cache_ttl),
-            ],
+            [sys.executable, __file__, *args, "--port", str(self.port)],
             env={**os.environ, "CLOUDTUNE_LOG_LEVEL": "warning"},
         )
         deadline = time.monotonic() + 60
@@ -172,27 +186,36 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
-    def mirror(self, name: str, path: str) -> int:
-        """Make the ceiling endpoint `name` answer the same bytes as `path`; returns the size."""
-        body = httpx.get(self.url + path).content
-        httpx.put(f"{self.url}/bench/ceiling/{name}", content=body)
-        assert httpx.get(f"{self.url}/bench/ceiling/{name}").content == body
-        return len(body)
+    @classmethod
+    def cloudtune(cls, home: Path, *, cache_ttl: float = 1.0) -> Server:
+        return cls("--serve", str(home), "--cache-ttl", str(cache_ttl))
+
+    @classmethod
+    def ceiling(cls) -> Server:
+        return cls("--serve-ceiling")
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
 
 
+def mirror(server: Server, ceiling: Server, name: str, path: str) -> int:
+    """Make the ceiling's endpoint `name` answer the bytes of `path`; returns the size."""
+    body = httpx.get(server.url + path).content
+    httpx.put(f"{ceiling.url}/bench/ceiling/{name}", content=body)
+    assert httpx.get(f"{ceiling.url}/bench/ceiling/{name}").content == body
+    return len(body)
+
+
 def side_by_side(
-    server: Server, name: str, path: str, duration: int, rounds: int
+    server: Server, bare: Server, name: str, path: str, duration: int, rounds: int
 ) -> dict[str, Any]:
-    size = server.mirror(name, path)
+    size = mirror(server, bare, name, path)
     ours, ceiling = [], []
     wrk(server.url + path, 2)  # warm up both
-    wrk(f"{server.url}/bench/ceiling/{name}", 2)
+    wrk(f"{bare.url}/bench/ceiling/{name}", 2)
     for _ in range(rounds):
-        ceiling.append(wrk(f"{server.url}/bench/ceiling/{name}", duration))
+        ceiling.append(wrk(f"{bare.url}/bench/ceiling/{name}", duration))
         ours.append(wrk(server.url + path, duration))
     best = max(ours, key=lambda r: r["rps"])
     top = max(ceiling, key=lambda r: r["rps"])
@@ -218,7 +241,7 @@ def first_page_latency(count: int, duration: int) -> dict[str, float]:
         seed(f"sqlite:///{home / 'cloudtune.db'}", count)
         seeded = time.monotonic() - started
         # The response cache is off here: this measures the database query behind a page.
-        server = Server(home, cache_ttl=0)
+        server = Server.cloudtune(home, cache_ttl=0)
         try:
             wrk(f"{server.url}/api/cloud/jobs?limit=10", 2, connections=1)
             single = wrk(f"{server.url}/api/cloud/jobs?limit=10", duration, connections=1)
@@ -251,11 +274,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--serve")
+    parser.add_argument("--serve-ceiling", action="store_true")
     parser.add_argument("--port", type=int)
     parser.add_argument("--cache-ttl", type=float, default=1.0)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.cache_ttl)
+        return
+    if args.serve_ceiling:
+        serve_ceiling(args.port)
         return
     ensure_wrk()
     print(f"# cloudtune API benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -267,17 +294,21 @@ def main() -> None:
         home = Path(tmp)
         job_id = seed(f"sqlite:///{home / 'cloudtune.db'}", args.jobs)
         rows = []
-        for ttl, label in ((1.0, "on (default)"), (0.0, "off")):
-            server = Server(home, cache_ttl=ttl)
-            try:
-                for name, path in (
-                    ("list", "/api/cloud/jobs?limit=10"),
-                    ("job", f"/api/cloud/jobs/{job_id}"),
-                ):
-                    row = side_by_side(server, name, path, args.duration, args.rounds)
-                    rows.append({**row, "cache": label})
-            finally:
-                server.stop()
+        bare = Server.ceiling()
+        try:
+            for ttl, label in ((1.0, "on (default)"), (0.0, "off")):
+                server = Server.cloudtune(home, cache_ttl=ttl)
+                try:
+                    for name, path in (
+                        ("list", "/api/cloud/jobs?limit=10"),
+                        ("job", f"/api/cloud/jobs/{job_id}"),
+                    ):
+                        row = side_by_side(server, bare, name, path, args.duration, args.rounds)
+                        rows.append({**row, "cache": label})
+                finally:
+                    server.stop()
+        finally:
+            bare.stop()
     print(f"\n{args.jobs} jobs in the store")
     print(
         "| endpoint | response cache | body | req/s | ceiling req/s | ratio | p50 ms | p99 ms "

@@ -50,6 +50,9 @@ async def _cached(
     return Response(await cache.get_or_render(key, render), media_type="application/json")
 
 
+_BOOLEAN_WORDS = frozenset({"", "0", "1", "true", "false", "yes", "no", "on", "off"})
+
+
 def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
     """An integer query parameter within the bounds `_LIST_PARAMETERS` declares for it, so a
     value the database cannot hold (over 64 bits) is a 400, never a 500."""
@@ -145,7 +148,12 @@ async def list_jobs(request: Request) -> Response:
     flt = job_service.parse_filter(
         caller, status=query.get("status"), provider=provider, job_type=query.get("job_type")
     )
-    if query.get("sync_active", "").lower() in ("1", "true", "yes", "on"):
+    sync = query.get("sync_active", "").lower()
+    if sync not in _BOOLEAN_WORDS:
+        raise InvalidInputError(
+            f"sync_active must be true or false, got {sync!r}", code="invalid_filter"
+        )
+    if sync in ("1", "true", "yes", "on"):
         # Asks the reconciler about the caller's visible active jobs (paced per job, shared by
         # every reader, errors logged): a reader never drives provider calls.
         await request.app.state.reconciler.refresh_visible(flt)
@@ -183,7 +191,12 @@ async def get_job(request: Request, job_id: str) -> Response:
 
 @router.get("/{job_id}/logs", response_model=LogsResponse)
 async def get_logs(
-    ctx: CtxDep, caller: CallerDep, job_id: str, tail: int | None = None
+    ctx: CtxDep,
+    caller: CallerDep,
+    job_id: str,
+    tail: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="Last N lines (none: all).")
+    ] = None,
 ) -> Response:
     logs = await job_service.get_logs(ctx, caller, job_id, tail)
     return _json({"job_id": job_id, "logs": logs})
