@@ -42,9 +42,11 @@ def credential(request: Request) -> tuple[str | None, bool]:
 async def get_caller(request: Request) -> Principal:
     ctx = get_context(request)
     token, from_cookie = credential(request)
-    # Resolved from the database every time (no per-process cache): a revocation made by
-    # another replica must count on the very next request.
-    caller = await ctx.in_thread(auth.authenticate, ctx, token=token, from_cookie=from_cookie)
+    # Kept only while the database's auth epoch stands (services.credentials): a revocation
+    # made by another replica counts on the very next request.
+    caller = auth.cached_principal(ctx, token=token, from_cookie=from_cookie)
+    if caller is None:
+        caller = await ctx.in_thread(auth.authenticate, ctx, token=token, from_cookie=from_cookie)
     if from_cookie and token and request.method not in _SAFE_METHODS:
         # Cookies ride along on cross-site requests; a state change also needs the CSRF token,
         # which only our own pages can read.

@@ -104,18 +104,42 @@ def check_csrf(ctx: Context, session_token: str, presented: str | None) -> bool:
 # -- resolving a request's caller -----------------------------------------------------------
 
 
-def authenticate(ctx: Context, *, token: str | None, from_cookie: bool) -> Principal:
-    """The caller for a request carrying `token` (bearer, X-API-Key or session cookie).
+def cached_principal(ctx: Context, *, token: str | None, from_cookie: bool) -> Principal | None:
+    """The caller as this process resolved it before, if nothing about users, keys or sessions
+    changed anywhere since (the auth epoch); None: call `authenticate`."""
+    epoch = user_store.peek_auth_epoch(ctx.db)
+    if epoch is None:
+        return None
+    return ctx.credentials.get(epoch, _cache_key(token, from_cookie), utcnow())
 
-    Nothing is cached in the process: another replica may have revoked the key, deactivated
-    the user or created the first user a moment ago."""
+
+def authenticate(ctx: Context, *, token: str | None, from_cookie: bool) -> Principal:
+    """The caller for a request carrying `token` (bearer, X-API-Key or session cookie), read
+    from the database. The answer is kept only until the auth epoch moves (any replica adding
+    a user, revoking a key, ending a session) or the credential expires."""
+    epoch = user_store.peek_auth_epoch(ctx.db)  # before the reads: a change during them wins
+    principal, valid_until = _resolve(ctx, token=token, from_cookie=from_cookie)
+    if epoch is not None:
+        ctx.credentials.put(epoch, _cache_key(token, from_cookie), principal, valid_until)
+    return principal
+
+
+def _resolve(
+    ctx: Context, *, token: str | None, from_cookie: bool
+) -> tuple[Principal, datetime | None]:
     if not token:
         if users_exist(ctx):
             raise _auth_required()
-        return LOCAL_ADMIN
+        return LOCAL_ADMIN, None
     if token.startswith(API_KEY_PREFIX):
         return _principal_for_key(ctx, token)
     return _principal_for_session(ctx, token, from_cookie)
+
+
+def _cache_key(token: str | None, from_cookie: bool) -> str:
+    if not token:
+        return "anonymous"
+    return ("c:" if from_cookie else "t:") + token_hash(token)
 
 
 def _auth_required() -> AuthenticationError:
@@ -127,7 +151,7 @@ def users_exist(ctx: Context) -> bool:
         return user_store.any_user(session)
 
 
-def _principal_for_key(ctx: Context, key: str) -> Principal:
+def _principal_for_key(ctx: Context, key: str) -> tuple[Principal, datetime | None]:
     now = utcnow()
     with ctx.db.read() as session:
         row = user_store.find_api_key(session, token_hash(key))
@@ -152,23 +176,33 @@ def _principal_for_key(ctx: Context, key: str) -> Principal:
         with ctx.db.write() as session:
             user_store.touch_api_key(session, row.id, now)
     scopes = frozenset(row.scoped_permissions) if row.scoped_permissions else base
-    return Principal(
+    principal = Principal(
         user_id=row.user_id, permissions=base & scopes, name=name, via="api_key", key_id=row.id
     )
+    # Resolved again within a minute at most, so `last_used_at` keeps being recorded.
+    return principal, _earliest(row.expires_at, now + KEY_TOUCH_EVERY)
 
 
-def _principal_for_session(ctx: Context, token: str, from_cookie: bool) -> Principal:
+def _principal_for_session(
+    ctx: Context, token: str, from_cookie: bool
+) -> tuple[Principal, datetime | None]:
     with ctx.db.read() as session:
         row = user_store.get_session(session, token_hash(token))
         user = user_store.get_user(session, row.user_id) if row else None
     if row is None or user is None or not user.is_active or row.expires_at <= utcnow():
         raise AuthenticationError("Invalid or expired session", code="invalid_session")
-    return Principal(
+    principal = Principal(
         user_id=user.id,
         permissions=ROLE_PERMISSIONS[user.role],
         name=user.username,
         via="cookie" if from_cookie else "session",
     )
+    return principal, row.expires_at
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 # -- users, login, sessions -----------------------------------------------------------------

@@ -12,6 +12,7 @@ import anyio.to_thread
 from cloudtune.domain.jobs import utcnow
 from cloudtune.observability import Metrics
 from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.credentials import CredentialCache
 from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
@@ -31,6 +32,8 @@ class Context:
     # Set by the reconciler: asks it to look at active jobs now rather than at its next tick.
     wake_reconciler: Callable[[], None] = field(default=lambda: None)
     provider_settings: ProviderSettingsStore | None = None
+    # Callers resolved by this process, valid while the database's auth epoch stands.
+    credentials: CredentialCache = field(default_factory=CredentialCache)
     # Encrypts job and config secrets at rest (the server's key).
     secret_box: SecretBox = field(default_factory=lambda: SecretBox(SecretBox.new_key()))
     metrics: Metrics = field(default_factory=Metrics)

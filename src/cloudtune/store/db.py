@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +52,8 @@ class Database:
         # Bumped after every committed write transaction of this process; read caches tag
         # what they hold with it.
         self.write_version = 0
+        self._peek: sqlite3.Connection | None = None
+        self._peek_lock = threading.Lock()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -83,7 +87,32 @@ class Database:
                     )
                     connection.commit()
 
+    def peek_scalar(self, sql: str) -> Any:
+        """One value from a tiny read, on SQLite only, through a connection of its own kept
+        open in autocommit (each statement sees the latest commit of any process): a few
+        microseconds, cheap enough to run on the event loop. None on other databases, or
+        when the read fails."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            return None
+        with self._peek_lock:
+            try:
+                if self._peek is None:
+                    self._peek = sqlite3.connect(
+                        database, check_same_thread=False, isolation_level=None, timeout=0.05
+                    )
+                row = self._peek.execute(sql).fetchone()
+            except sqlite3.Error:
+                return None
+        return row[0] if row else None
+
     def dispose(self) -> None:
+        with self._peek_lock:
+            if self._peek is not None:
+                self._peek.close()
+                self._peek = None
         self.engine.dispose()
 
     def _owner_only(self) -> None:

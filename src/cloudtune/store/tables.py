@@ -271,3 +271,15 @@ class JobSecretModel(Base):
         String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True
     )
     ciphertext: Mapped[str] = mapped_column(Text)
+
+
+class AuthEpochModel(Base):
+    """One row whose value goes up in the same transaction as every change to who may do what
+    (a user added or changed, a key revoked, a session ended). Each process keeps credentials
+    it resolved only while the value stays the same, so a change made by any replica counts on
+    the next request everywhere."""
+
+    __tablename__ = "auth_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -9,8 +9,10 @@ from sqlalchemy import ColumnElement, Float, case, delete, func, literal, or_, s
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cloudtune.store.db import Database
 from cloudtune.store.tables import (
     ApiKeyModel,
+    AuthEpochModel,
     LoginBudgetModel,
     SessionModel,
     SetupMarkerModel,
@@ -35,6 +37,7 @@ def count_admins(session: Session) -> int:
 def add_user(session: Session, user: UserModel) -> None:
     session.add(user)
     session.flush()
+    bump_auth_epoch(session)
 
 
 def get_user(session: Session, user_id: str) -> UserModel | None:
@@ -59,6 +62,7 @@ def set_password_hash(session: Session, user_id: str, password_hash: str) -> Non
     session.execute(
         update(UserModel).where(UserModel.id == user_id).values(password_hash=password_hash)
     )
+    bump_auth_epoch(session)
 
 
 def mark_setup(session: Session, name: str, at: datetime) -> None:
@@ -77,6 +81,7 @@ def get_session(session: Session, token_hash: str) -> SessionModel | None:
 
 def delete_session(session: Session, token_hash: str) -> None:
     session.execute(delete(SessionModel).where(SessionModel.token_hash == token_hash))
+    bump_auth_epoch(session)
 
 
 def delete_expired_sessions(session: Session, now: datetime) -> None:
@@ -110,10 +115,32 @@ def revoke_api_key(session: Session, key_id: str, at: datetime) -> None:
         .where(ApiKeyModel.id == key_id, ApiKeyModel.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+    bump_auth_epoch(session)
 
 
 def touch_api_key(session: Session, key_id: str, at: datetime) -> None:
     session.execute(update(ApiKeyModel).where(ApiKeyModel.id == key_id).values(last_used_at=at))
+
+
+# -- the auth epoch: moves with every change to who may do what ----------------------------
+
+
+def bump_auth_epoch(session: Session) -> None:
+    """Call in the transaction that changes users, sessions or keys."""
+    session.execute(
+        update(AuthEpochModel).where(AuthEpochModel.id == 1).values(value=AuthEpochModel.value + 1)
+    )
+
+
+_EPOCH_SQL = "SELECT value FROM auth_epoch WHERE id = 1"
+
+
+def peek_auth_epoch(db: Database) -> int | None:
+    """The current epoch, read without a session or a thread hop where that is cheap (SQLite,
+    in process: microseconds); None where it is not (the caller then resolves credentials in
+    full)."""
+    value = db.peek_scalar(_EPOCH_SQL)
+    return None if value is None else int(value)
 
 
 # -- login budgets: a token bucket per key, spent and refilled by the database ----------------
