@@ -20,6 +20,8 @@ import string
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -488,3 +490,13 @@ async def _serve_on(fake: FakeReplicate, port: int) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@contextmanager
+def running_fake(**options: Any) -> Iterator[FakeReplicate]:
+    """A fake Replicate on a loopback port for the length of the block (a test's fixture)."""
+    server = FakeReplicate(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()

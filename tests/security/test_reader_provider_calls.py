@@ -18,7 +18,7 @@ from cloudtune.domain.jobs import JobStatus, JobType, utcnow
 from cloudtune.settings import LocalProviderSettings, Settings
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
 from tests.factories import create_job
-from tests.fakes.replicate import FakeReplicate
+from tests.fakes.replicate import FakeReplicate, running_fake
 
 STREAMS = 20
 LISTS = 50
@@ -28,9 +28,8 @@ OTHERS_ERROR = "prediction store unavailable for olga-private-run"
 
 @pytest.fixture
 def fake() -> Iterator[FakeReplicate]:
-    server = FakeReplicate(start_after=0.3, run_for=3.0).start()
-    yield server
-    server.stop()
+    with running_fake(start_after=0.3, run_for=3.0) as server:
+        yield server
 
 
 @pytest.fixture

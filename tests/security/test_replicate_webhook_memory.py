@@ -22,7 +22,7 @@ import pytest
 
 from cloudtune.api.limits import REPLICATE_WEBHOOK_MAX_BYTES
 from tests.e2e.test_server import ServerProcess
-from tests.fakes.replicate import FakeReplicate
+from tests.fakes.replicate import FakeReplicate, running_fake
 from tests.security.test_body_limits import (
     REPLICATE,
     MiB,
@@ -45,9 +45,8 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def fake() -> Iterator[FakeReplicate]:
-    server = FakeReplicate().start()
-    yield server
-    server.stop()
+    with running_fake() as server:
+        yield server
 
 
 @pytest.fixture

@@ -24,14 +24,13 @@ from cloudtune.store import providers as provider_store
 from tests.api.routes.test_jobs import assert_envelope
 from tests.conftest import TERMINAL
 from tests.factories import job_body, make_dataset
-from tests.fakes.replicate import FakeReplicate
+from tests.fakes.replicate import FakeReplicate, running_fake
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeReplicate]:
-    server = FakeReplicate().start()
-    yield server
-    server.stop()
+    with running_fake() as server:
+        yield server
 
 
 @pytest.fixture
