@@ -143,11 +143,13 @@ def scan_datasets(
     excluded: the server's home, symlinks that leave the dataset, files the policy may not
     read, and anything that is not a regular file (a FIFO would block the reader)."""
     scan = DatasetScan()
+    used_folders: set[str] = set()
     for index, entry in enumerate(datasets):
         dataset_id = str(entry.get("id") or f"dataset-{index}")
         folder = f"datasets/{_safe_name(dataset_id)}"
-        if folder in scan.roots.values():
+        if folder in used_folders:
             folder = f"{folder}-{index}"
+        used_folders.add(folder)
         root = Path(entry["instance_data_dir"])
         stats = DatasetStats(dataset_id, str(root), folder)
         scan.datasets.append(stats)
@@ -318,13 +320,14 @@ def remote_dataloader(
     dataloader: list[dict[str, Any]], scan: DatasetScan, local: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The dataloader as the remote trainer sees it: local folders become archive folders."""
+    folders = scan.roots
     out = []
     for entry in dataloader:
         copy = dict(entry)
         position = next((i for i, d in enumerate(local) if d is entry), None)
         if position is not None:
             dataset_id = str(entry.get("id") or f"dataset-{position}")
-            copy["instance_data_dir"] = scan.roots.get(dataset_id, copy["instance_data_dir"])
+            copy["instance_data_dir"] = folders.get(dataset_id, copy["instance_data_dir"])
         out.append(copy)
     return out
 
