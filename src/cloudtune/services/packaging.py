@@ -70,7 +70,7 @@ class PackedFile:
 
 
 PREVIEW_FILES = 100  # files listed by name in a preview; the rest are counted
-_EXAMPLES_PER_RULE = 20
+EXAMPLES_PER_RULE = 20
 
 
 @dataclass(slots=True)
@@ -82,7 +82,7 @@ class ExcludedGroup:
 
     def add(self, name: str) -> None:
         self.count += 1
-        if len(self.examples) < _EXAMPLES_PER_RULE:
+        if len(self.examples) < EXAMPLES_PER_RULE:
             self.examples.append(name)
 
 
@@ -105,11 +105,6 @@ class DatasetScan:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
-
-    @property
-    def roots(self) -> dict[str, str]:
-        """dataset id -> folder in the archive"""
-        return {d.id: d.archive_folder for d in self.datasets}
 
     def exclude(self, rule: str, name: str) -> None:
         self.excluded.setdefault(rule, ExcludedGroup()).add(name)
@@ -319,15 +314,15 @@ class _ChunkReader:
 def remote_dataloader(
     dataloader: list[dict[str, Any]], scan: DatasetScan, local: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The dataloader as the remote trainer sees it: local folders become archive folders."""
-    folders = scan.roots
+    """The dataloader as the remote trainer sees it: local folders become archive folders.
+    `local` is the list the scan was made from, so its n-th entry is the scan's n-th dataset
+    (matched by position: two datasets may share an id)."""
     out = []
     for entry in dataloader:
         copy = dict(entry)
         position = next((i for i, d in enumerate(local) if d is entry), None)
         if position is not None:
-            dataset_id = str(entry.get("id") or f"dataset-{position}")
-            copy["instance_data_dir"] = folders.get(dataset_id, copy["instance_data_dir"])
+            copy["instance_data_dir"] = scan.datasets[position].archive_folder
         out.append(copy)
     return out
 
