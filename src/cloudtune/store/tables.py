@@ -84,6 +84,9 @@ class JobModel(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(255))
     provider_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     max_cost_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # Set when a replica that does not hold the job was asked to cancel it; the holder stops
+    # the job on its next reconcile pass and clears it (DESIGN §7).
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     __table_args__ = (
         Index("ix_jobs_created_at_job_id", "created_at", "job_id"),
@@ -283,3 +286,17 @@ class AuthEpochModel(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobLeaseModel(Base):
+    """Which replica polls a remote job, until when. Claimed and renewed by one guarded
+    statement (`store.leases.claim`), so one replica at a time holds a job; a replica that
+    stops renewing loses its jobs when the lease runs out."""
+
+    __tablename__ = "job_leases"
+
+    job_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    owner: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
