@@ -13,18 +13,29 @@ import pytest
 from tests.e2e.test_server import ServerProcess
 
 TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "acceptance" / "tutorial.sh"
+pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.skipif(not TUTORIAL.is_file(), reason=f"acceptance script not found at {TUTORIAL}")
-@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")), reason="needs jq and curl")
+def require_tutorial() -> Path:
+    """The acceptance script and its tools. Missing ones fail the test: a skipped acceptance
+    test would let CI pass without the tutorial ever having run."""
+    if not TUTORIAL.is_file():
+        pytest.fail(f"acceptance script not found at {TUTORIAL} (../shared beside the repo)")
+    missing = [tool for tool in ("jq", "curl", "bash") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"the acceptance script needs {', '.join(missing)} on PATH")
+    return TUTORIAL
+
+
 def test_the_tutorial_flow_passes(tmp_path: Path) -> None:
+    script = require_tutorial()
     home = tmp_path / "home"
     server = ServerProcess(home, f"sqlite:///{home / 'cloudtune.db'}")
     home.mkdir()
     server.start()
     try:
         result = subprocess.run(
-            ["bash", str(TUTORIAL), server.url],
+            ["bash", str(script), server.url],
             env={**os.environ, "WAIT_S": "300"},
             capture_output=True,
             text=True,

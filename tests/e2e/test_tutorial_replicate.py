@@ -4,7 +4,6 @@ Replicate server (CLOUDTUNE_REPLICATE_BASE_URL), completed by signed webhooks.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,15 +11,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_server import ServerProcess
-from tests.e2e.test_tutorial import TUTORIAL
+from tests.e2e.test_tutorial import require_tutorial
 from tests.fakes.replicate import FakeReplicate
 
+pytestmark = pytest.mark.e2e
 
-@pytest.mark.skipif(not TUTORIAL.is_file(), reason=f"acceptance script not found at {TUTORIAL}")
-@pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")), reason="needs jq and curl")
+
 def test_the_tutorial_flow_passes_on_replicate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    script = require_tutorial()
     fake = FakeReplicate(run_for=2.0).start()
     home = tmp_path / "home"
     home.mkdir()
@@ -35,7 +35,7 @@ def test_the_tutorial_flow_passes_on_replicate(
         )
         assert set_webhook.status_code == 200, set_webhook.text
         result = subprocess.run(
-            ["bash", str(TUTORIAL), server.url],
+            ["bash", str(script), server.url],
             env={**os.environ, "PROVIDER": "replicate", "WAIT_S": "120"},
             capture_output=True,
             text=True,
