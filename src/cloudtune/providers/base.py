@@ -13,7 +13,7 @@ Optional abilities are separate small protocols below, checked with isinstance.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +67,15 @@ class ProviderAccount:
     ok: bool
     detail: str
     hardware: str | None = None
+
+
+class ProviderConfig(Protocol):
+    """What a provider may read of its saved settings: never the database itself. `config` is
+    the provider's settings as its own settings model validated them (see `registry`)."""
+
+    def config(self, provider: str) -> dict[str, Any]: ...
+
+    def token(self, provider: str) -> str | None: ...
 
 
 class Provider(Protocol):
@@ -150,6 +159,34 @@ class ReceivesWebhooks(Protocol):
     async def webhook_secret(self) -> str: ...
 
     def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderVersion:
+    """One version of the trainer a provider runs (newest first where listed)."""
+
+    id: str
+    created_at: str | None = None
+
+
+@runtime_checkable
+class HasVersions(Protocol):
+    """A provider whose trainer comes in versions a user may pin (`version` setting)."""
+
+    async def versions(self, profile: str | None) -> list[ProviderVersion]: ...
+
+
+@runtime_checkable
+class Discovers(Protocol):
+    """A provider that can find the jobs it runs for us by our job ids, for jobs whose create
+    answer never reached us (a crash or a lost answer between the provider's create and our
+    write of its reference).
+
+    `discover` asks the provider (several requests at most; no database) and returns a handle
+    for each of `job_ids` it finds; ids it does not find are left out. Raises ProviderError
+    when the provider cannot be asked."""
+
+    async def discover(self, job_ids: Collection[str]) -> dict[str, ProviderHandle]: ...
 
 
 @runtime_checkable

@@ -1,25 +1,28 @@
-"""Provider names to implementations. Providers whose optional extras are missing are skipped
-and reported by `unavailable_providers()`."""
+"""Provider names to implementations and their settings models. Providers whose optional
+extras are missing are skipped and reported by `unavailable_providers()`.
+
+Adding a provider: one folder under providers/ and one `register_provider` line below."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from cloudtune.errors import InvalidInputError
-from cloudtune.providers.base import Provider
+from cloudtune.providers.base import Provider, ProviderConfig
 from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class ProviderConfig(Protocol):
-    """What a provider may read of its saved settings: never the database itself."""
+class NoSettings(BaseModel):
+    """The settings of a provider configured only by the server's own settings: none."""
 
-    def config(self, provider: str) -> dict[str, Any]: ...
-
-    def token(self, provider: str) -> str | None: ...
+    model_config = ConfigDict(extra="forbid")
 
 
 class _NoConfig:
@@ -31,6 +34,44 @@ class _NoConfig:
 
 
 ProviderFactory = Callable[[Settings, ProviderConfig], Provider]
+SettingsModel = type[BaseModel]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    factory: ProviderFactory
+    # Imported when first asked for, like the provider itself.
+    settings_model: Callable[[], SettingsModel]
+    # A token the server's own settings give (e.g. from the environment); a saved one wins.
+    env_token: Callable[[Settings], str | None]
+
+
+_ENTRIES: dict[str, _Entry] = {}
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def register_provider(
+    name: str,
+    factory: ProviderFactory,
+    settings_model: Callable[[], SettingsModel] = lambda: NoSettings,
+    env_token: Callable[[Settings], str | None] = lambda _settings: None,
+) -> None:
+    _ENTRIES[name] = _Entry(factory, settings_model, env_token)
+
+
+def settings_model(name: str) -> SettingsModel:
+    """The model a provider's saved settings are validated by (NoSettings if it has none)."""
+    entry = _ENTRIES.get(name)
+    return entry.settings_model() if entry else NoSettings
+
+
+def env_token(name: str, settings: Settings) -> str | None:
+    entry = _ENTRIES.get(name)
+    return entry.env_token(settings) if entry else None
+
+
+def unavailable_providers() -> dict[str, str]:
+    return dict(_UNAVAILABLE)
 
 
 def _local(settings: Settings, _config: ProviderConfig) -> Provider:
@@ -45,16 +86,19 @@ def _replicate(settings: Settings, config: ProviderConfig) -> Provider:
     return ReplicateProvider(settings, config)
 
 
-_FACTORIES: dict[str, ProviderFactory] = {"local": _local, "replicate": _replicate}
-_UNAVAILABLE: dict[str, str] = {}
+def _replicate_settings() -> SettingsModel:
+    from cloudtune.providers.replicate.settings import ReplicateSettings
+
+    return ReplicateSettings
 
 
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    _FACTORIES[name] = factory
+def _replicate_token(settings: Settings) -> str | None:
+    token = settings.replicate_api_token
+    return (token.get_secret_value() or None) if token is not None else None
 
 
-def unavailable_providers() -> dict[str, str]:
-    return dict(_UNAVAILABLE)
+register_provider("local", _local)
+register_provider("replicate", _replicate, _replicate_settings, _replicate_token)
 
 
 class ProviderRegistry:
@@ -68,9 +112,9 @@ class ProviderRegistry:
         config: ProviderConfig | None = None,
     ) -> None:
         self._providers: dict[str, Provider] = {}
-        for name in list(_FACTORIES) if names is None else names:
+        for name in list(_ENTRIES) if names is None else names:
             try:
-                self._providers[name] = _FACTORIES[name](settings, config or _NoConfig())
+                self._providers[name] = _ENTRIES[name].factory(settings, config or _NoConfig())
             except ImportError as exc:
                 _UNAVAILABLE[name] = f"missing optional dependency: {exc.name}"
                 log.warning("provider %s is unavailable: %s", name, exc)

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-import copy
+import logging
 import re
 import time
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import InvalidInputError
+from cloudtune.providers.registry import env_token, settings_model
 from cloudtune.services.secrets import SecretBox
 from cloudtune.settings import Settings
 from cloudtune.store import providers as provider_store
 from cloudtune.store.db import Database
 
+log = logging.getLogger(__name__)
+
 _TOKEN = re.compile(r"[!-~]{1,1024}")
-
-# Settings a user may change, per provider, with their types and defaults; anything else is
-# refused. The local provider has none of its own (it is configured by the server's settings),
-# so it shows none of Replicate's.
-Setting = tuple[type | tuple[type, ...], Any]
-_REPLICATE: dict[str, Setting] = {
-    "webhook_url": ((str, type(None)), None),
-    "webhook_allowed_ips": ((list, type(None)), []),
-    "default_hardware_profile": ((str, type(None)), "h100"),
-    "model": ((str, type(None)), "simpletuner/advanced-trainer"),
-    "version": ((str, type(None)), None),
-    "require_signature": (bool, True),
-}
-PROVIDER_SETTINGS: dict[str, dict[str, Setting]] = {"local": {}, "replicate": _REPLICATE}
-
-
-def editable(provider: str) -> dict[str, Setting]:
-    """A provider added later has no settings until it gets a table here."""
-    return PROVIDER_SETTINGS.get(provider, {})
 
 
 class ProviderSettingsStore:
@@ -50,13 +36,11 @@ class ProviderSettingsStore:
         return dict(self._load(provider)[0])
 
     def token(self, provider: str) -> str | None:
-        """The saved token, else the environment's (`REPLICATE_API_TOKEN` for replicate)."""
+        """The saved token, else the one the provider takes from the server's environment."""
         saved = self._load(provider)[1]
         if saved:
             return saved
-        if provider == "replicate" and self._settings.replicate_api_token is not None:
-            return self._settings.replicate_api_token.get_secret_value() or None
-        return None
+        return env_token(provider, self._settings)
 
     def token_source(self, provider: str) -> str | None:
         saved = self._load(provider)[1]
@@ -71,37 +55,25 @@ class ProviderSettingsStore:
         version = self._db.write_version
         with self._db.read() as session:
             row = provider_store.get_settings(session, provider)
-        known = editable(provider)
-        saved = (row.settings or {}) if row else {}
-        # Keys saved before settings were per provider are not this provider's: left out.
-        config = {key: saved.get(key, copy.copy(default)) for key, (_, default) in known.items()}
+        config = _saved_config(provider, (row.settings or {}) if row else {})
         token = self._box.decrypt(row.token_ciphertext) if row and row.token_ciphertext else None
         self._cache[provider] = (version, time.monotonic() + 5.0, config, token)
         return config, token
 
     def update(self, caller: Principal, provider: str, changes: dict[str, Any]) -> dict[str, Any]:
         caller.require("provider.manage")
-        known = editable(provider)
-        for key, value in changes.items():
-            if key not in known:
-                names = ", ".join(sorted(known)) or "none"
-                raise InvalidInputError(
-                    f"unknown setting {key!r} for {provider}; its settings: {names}",
-                    code="invalid_setting",
-                )
-            if not isinstance(value, known[key][0]):
-                raise InvalidInputError(
-                    f"setting {key!r} has the wrong type", code="invalid_setting"
-                )
-        if changes.get("webhook_url"):
-            url = str(changes["webhook_url"])
-            if not url.startswith(("https://", "http://")):
-                raise InvalidInputError(
-                    "webhook_url must be an http(s) URL", code="invalid_setting"
-                )
-        if changes.get("webhook_allowed_ips"):
-            _check_networks(changes["webhook_allowed_ips"])
-        merged = {**self.config(provider), **changes}
+        model = settings_model(provider)
+        unknown = sorted(set(changes) - set(model.model_fields))
+        if unknown:
+            names = ", ".join(sorted(model.model_fields)) or "none"
+            raise InvalidInputError(
+                f"unknown setting {unknown[0]!r} for {provider}; its settings: {names}",
+                code="invalid_setting",
+            )
+        try:
+            merged = model.model_validate({**self.config(provider), **changes}).model_dump()
+        except ValidationError as exc:
+            raise InvalidInputError(_first_problem(exc), code="invalid_setting") from None
         with self._db.write() as session:
             provider_store.save_settings(session, provider, at=utcnow(), settings=merged)
         return merged
@@ -125,14 +97,22 @@ class ProviderSettingsStore:
             provider_store.save_settings(session, provider, at=utcnow(), clear_token=True)
 
 
-def _check_networks(values: list[Any]) -> None:
-    import ipaddress
+def _saved_config(provider: str, saved: dict[str, Any]) -> dict[str, Any]:
+    """The provider's settings as its model reads them. Keys it does not know (saved before
+    settings were per provider) are left out, and a saved value its model now refuses falls
+    back to the default, with a warning, rather than break every call of the provider."""
+    model: type[BaseModel] = settings_model(provider)
+    known = {key: value for key, value in saved.items() if key in model.model_fields}
+    try:
+        return model.model_validate(known).model_dump()
+    except ValidationError as exc:
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        log.warning("%s: saved settings %s are invalid; defaults used", provider, sorted(bad))
+        kept = {key: value for key, value in known.items() if key not in bad}
+        return model.model_validate(kept).model_dump()
 
-    for value in values:
-        try:
-            ipaddress.ip_network(str(value), strict=False)
-        except ValueError:
-            raise InvalidInputError(
-                f"webhook_allowed_ips: {value!r} is not an address or network",
-                code="invalid_setting",
-            ) from None
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "settings"
+    return f"setting {where!r}: {error['msg']}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import InvalidInputError
-from cloudtune.providers.base import HasHardwareProfiles
+from cloudtune.providers.base import HasHardwareProfiles, HasVersions
 from cloudtune.providers.registry import unavailable_providers
 from cloudtune.services.context import Context
 from cloudtune.services.provider_settings import ProviderSettingsStore
@@ -85,5 +85,7 @@ async def versions(
 ) -> dict[str, Any]:
     caller.require("provider.manage")
     provider = ctx.providers.get(provider_name)
-    found = await provider.versions(profile)  # type: ignore[attr-defined]
-    return {"versions": [{"id": v.get("id"), "created_at": v.get("created_at")} for v in found]}
+    if not isinstance(provider, HasVersions):
+        raise InvalidInputError(f"{provider_name} has no versions", code="unknown_provider")
+    found = await provider.versions(profile)
+    return {"versions": [{"id": v.id, "created_at": v.created_at} for v in found]}

@@ -23,11 +23,12 @@ from cloudtune.errors import (
 from cloudtune.providers.base import (
     JobBundle,
     ProviderAccount,
+    ProviderConfig,
     ProviderHandle,
     ProviderStatus,
+    ProviderVersion,
     tail_lines,
 )
-from cloudtune.providers.registry import ProviderConfig
 from cloudtune.providers.replicate.breaker import CircuitBreaker
 from cloudtune.providers.replicate.client import (
     MAX_UPLOAD_BYTES,
@@ -37,6 +38,7 @@ from cloudtune.providers.replicate.client import (
     UncertainCreateError,
 )
 from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
+from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ class ReplicateProvider:
         return None
 
     def offer(self, profile: str | None) -> HardwareProfile:
-        default = self._config.config(self.name).get("default_hardware_profile") or "h100"
+        default = self._own_settings().hardware_profile
         return replicate_profiles(self._settings)[normalise_profile(profile, default)]
 
     def profiles(self) -> list[HardwareProfile]:
@@ -116,19 +118,19 @@ class ReplicateProvider:
         return str(url)
 
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
-        config = self._config.config(self.name)
+        config = self._own_settings()
         offer = self.offer(bundle.hardware_profile)
-        model = f"{config.get('model') or 'simpletuner/advanced-trainer'}-{offer.name}"
+        model = f"{config.trainer_model}-{offer.name}"
         client = self._api()
         try:
-            version = config.get("version") or await client.latest_version(model)
+            version = config.version or await client.latest_version(model)
         except ReplicateError as exc:
             raise _provider_error("version lookup", exc) from None
         body: dict[str, Any] = {
             "version": f"{model}:{version}" if ":" not in str(version) else version,
             "input": self._input(job, bundle),
         }
-        webhook = _webhook_url(config.get("webhook_url"), job.job_id)
+        webhook = _webhook_url(config.webhook_url, job.job_id)
         if webhook:
             body["webhook"] = webhook
             body["webhook_events_filter"] = WEBHOOK_EVENTS
@@ -234,8 +236,8 @@ class ReplicateProvider:
         status = STATUS_MAP.get(raw)
         if status is None:
             raise InvalidInputError(f"unknown prediction status {raw!r}", code="invalid_payload")
-        metrics = payload.get("metrics") if isinstance(payload.get("metrics"), dict) else {}
-        predict_time = metrics.get("predict_time")
+        metrics = payload.get("metrics")
+        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
         output = payload.get("output")
         outputs = output if isinstance(output, list) else [output] if output else None
         error = payload.get("error")
@@ -252,19 +254,27 @@ class ReplicateProvider:
             billed_seconds=float(predict_time) if isinstance(predict_time, int | float) else None,
         )
 
-    async def versions(self, profile: str | None) -> list[dict[str, Any]]:
-        base = self._config.config(self.name).get("model") or "simpletuner/advanced-trainer"
-        model = f"{base}-{self.offer(profile).name}"
+    async def versions(self, profile: str | None) -> list[ProviderVersion]:
+        model = f"{self._own_settings().trainer_model}-{self.offer(profile).name}"
         try:
-            return await self._api().versions(model)
+            found = await self._api().versions(model)
         except ReplicateError as exc:
             raise _provider_error("versions", exc) from None
+        return [
+            ProviderVersion(id=str(v["id"]), created_at=v.get("created_at"))
+            for v in found
+            if v.get("id")
+        ]
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _own_settings(self) -> ReplicateSettings:
+        # Saved settings were validated by this model when written; defaults fill the rest.
+        return ReplicateSettings.model_validate(self._config.config(self.name))
 
     def _token(self) -> str:
         token = self._config.token(self.name)
