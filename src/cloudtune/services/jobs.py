@@ -12,7 +12,7 @@ from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
 from cloudtune.providers.base import Forgettable, HasLogFile, ProviderHandle, tail_lines
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
-from cloudtune.store import providers as provider_store
+from cloudtune.store import logs as log_store
 from cloudtune.store.tables import JobEventModel, JobSecretModel
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | Non
 
 def _stored_logs(ctx: Context, job_id: str) -> str | None:
     with ctx.db.read() as session:
-        return provider_store.get_logs(session, job_id)
+        return log_store.get_logs(session, job_id)
 
 
 async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:

@@ -20,7 +20,7 @@ from cloudtune.services.context import Context
 from cloudtune.services.jobs import get_job, handle_of
 from cloudtune.services.reconciler import Reconciler
 from cloudtune.store import jobs as job_store
-from cloudtune.store import providers as provider_store
+from cloudtune.store import logs as log_store
 
 POLL_SECONDS = 0.25
 STATUS_EVERY = 4  # polls between status checks
@@ -125,4 +125,4 @@ def _load(ctx: Context, job_id: str, start: int) -> tuple[Job | None, tuple[int,
         job = job_store.get_job(session, job_id)
         if job is None or isinstance(ctx.providers.get(job.provider), HasLogFile):
             return job, None
-        return job, provider_store.get_logs_from(session, job_id, start)
+        return job, log_store.get_logs_from(session, job_id, start)

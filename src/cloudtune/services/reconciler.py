@@ -26,7 +26,7 @@ from cloudtune.services import costs
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
 from cloudtune.store import jobs as job_store
-from cloudtune.store import providers as provider_store
+from cloudtune.store import logs as log_store
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
         if fields:
             job_store.update_job_fields(session, job.job_id, **fields)
         if new_logs and status.logs is not None:
-            provider_store.save_logs(session, job.job_id, status.logs, utcnow())
+            log_store.save_logs(session, job.job_id, status.logs, utcnow())
         if status.status != job.status:
             change = job_store.switch_job_status(
                 session,
