@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -80,6 +81,17 @@ class Settings(BaseSettings):
     )
     reconcile_backoff_max_seconds: float = Field(
         default=60.0, gt=0, description="Longest wait between polls of a quiet remote job."
+    )
+    reconcile_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a replica's claim on polling a remote job lasts without renewal "
+        "(renewed every pass); a stopped replica's remote jobs are taken over after it.",
+    )
+    replica_id: str | None = Field(
+        default=None,
+        description="This server's name among replicas sharing one database (default "
+        "<hostname>:<home>); local jobs belong to the replica that started them.",
     )
     idempotency_ttl_hours: float = Field(default=24.0, gt=0)
     response_cache_ttl_seconds: float = Field(
@@ -159,6 +171,12 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'cloudtune.db'}"
+
+    @property
+    def replica(self) -> str:
+        """Who this server is to the other replicas: its host and its home folder, since
+        local jobs live in both (their processes and their run folders)."""
+        return self.replica_id or f"{socket.gethostname()}:{self.home.resolve()}"
 
     @property
     def configs_dir(self) -> Path:

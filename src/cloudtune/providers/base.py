@@ -5,7 +5,9 @@ transaction, then apply what it answered through `store.jobs.switch_job_status`.
 
 Contract for implementers:
 - `submit` hands the job over and returns at once with a handle; it must not wait for training.
-- `status` reports the provider's view; it may be called often and must be cheap.
+- `status` reports the provider's view; it may be called often and must be cheap. A provider
+  whose jobs live in one replica answers `NotMine` for a job another replica holds, never a
+  failure.
 - `cancel` is idempotent: cancelling a finished or unknown job is not an error.
 - `logs` returns text; `tail` limits it to the last N lines.
 Optional abilities are separate small protocols below, checked with isinstance.
@@ -63,6 +65,14 @@ class ProviderStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class NotMine:
+    """A provider's answer about a job another replica holds (a local job started on another
+    host or home): no verdict on the job, which the caller leaves alone."""
+
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderAccount:
     ok: bool
     detail: str
@@ -91,7 +101,7 @@ class Provider(Protocol):
 
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle: ...
 
-    async def status(self, handle: ProviderHandle) -> ProviderStatus: ...
+    async def status(self, handle: ProviderHandle) -> ProviderStatus | NotMine: ...
 
     async def cancel(self, handle: ProviderHandle) -> None: ...
 
@@ -116,6 +126,14 @@ class RestoredJob:
     webhook_url: str
     webhook_token: str
     secrets: list[tuple[tuple[str | int, ...], Any]] = field(default_factory=list)
+
+
+@runtime_checkable
+class Pinned(Protocol):
+    """A provider whose jobs live in one replica (its processes, its files): only that replica
+    may judge or stop them. `holds` says whether this one does; others answer `NotMine`."""
+
+    def holds(self, handle: ProviderHandle) -> bool: ...
 
 
 @runtime_checkable
