@@ -16,13 +16,15 @@ from cloudtune.api.limits import BodyLimit
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
 from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
+from cloudtune.errors import ConflictError
 from cloudtune.providers.registry import ProviderRegistry
-from cloudtune.services.auth import announce_setup_token, refuse_open_bind_without_admin
+from cloudtune.services.callers import is_loopback
 from cloudtune.services.context import Context
 from cloudtune.services.provider_settings import ProviderSettingsStore
 from cloudtune.services.reconciler import Reconciler
 from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
+from cloudtune.services.users import admin_count, announce_setup_token
 from cloudtune.settings import Settings, get_settings
 from cloudtune.store import costs as cost_store
 from cloudtune.store.db import Database
@@ -33,6 +35,19 @@ log = logging.getLogger(__name__)
 def _job_counts(db: Database) -> dict[tuple[str, str], int]:
     with db.read() as session:
         return cost_store.counts_by_status_and_provider(session)
+
+
+def refuse_open_bind_without_admin(settings: Settings, db: Database) -> None:
+    """A server reachable from other machines must not start in no-users (everyone is admin)
+    mode; `cloudtune server` turns the refusal into an exit with its message."""
+    if is_loopback(settings.host) or admin_count(db) > 0:
+        return
+    raise ConflictError(
+        f"refusing to listen on {settings.host}: there is no admin user, so anyone who "
+        "can reach this address would be admin. Create one first:\n"
+        "  cloudtune users create-admin --username admin --email you@example.com",
+        code="admin_required",
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import AuthenticationError, PermissionDeniedError
-from cloudtune.services import auth
+from cloudtune.services import callers
 from cloudtune.services.context import Context
 
 SESSION_COOKIE = "cloudtune_session"
@@ -44,13 +44,15 @@ async def get_caller(request: Request) -> Principal:
     token, from_cookie = credential(request)
     # Kept only while the database's auth epoch stands (services.credentials): a revocation
     # made by another replica counts on the very next request.
-    caller = auth.cached_principal(ctx, token=token, from_cookie=from_cookie)
+    caller = callers.cached_principal(ctx, token=token, from_cookie=from_cookie)
     if caller is None:
-        caller = await ctx.in_thread(auth.authenticate, ctx, token=token, from_cookie=from_cookie)
+        caller = await ctx.in_thread(
+            callers.authenticate, ctx, token=token, from_cookie=from_cookie
+        )
     if from_cookie and token and request.method not in _SAFE_METHODS:
         # Cookies ride along on cross-site requests; a state change also needs the CSRF token,
         # which only our own pages can read.
-        if not auth.check_csrf(ctx, token, request.headers.get(CSRF_HEADER)):
+        if not callers.check_csrf(ctx, token, request.headers.get(CSRF_HEADER)):
             raise PermissionDeniedError(
                 f"missing or wrong {CSRF_HEADER} header for a cookie session",
                 code="csrf_failed",

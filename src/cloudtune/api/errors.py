@@ -47,12 +47,25 @@ _MEANINGS: dict[int, str] = {
 }
 
 
+# Every route can answer these, before routing: the Host check (400) and the Origin check
+# (403) in cloudtune.api.guards, a body over its limit (413) or too slow (408) in
+# cloudtune.api.limits; any request may carry a body.
+GUARD_STATUSES = (400, 403, 408, 413)
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for the error answers a router's routes give, all in the envelope;
-    pass it to `APIRouter(responses=...)`."""
+    """OpenAPI `responses` for exactly these error answers, all in the envelope."""
     return {
-        status: {"model": ErrorResponse, "description": _MEANINGS[status]} for status in statuses
+        status: {"model": ErrorResponse, "description": _MEANINGS[status]}
+        for status in sorted(set(statuses))
     }
+
+
+def route_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: the error statuses it answers itself (401 where it resolves a
+    caller, 422 where FastAPI validates a parameter or body, and its service's refusals), plus
+    the guards' statuses that every route shares."""
+    return error_responses(*GUARD_STATUSES, *statuses)
 
 
 def status_for(exc: errors.CloudtuneError) -> int:

@@ -72,7 +72,10 @@ def serve(
 
 
 def _refuse_open_bind_without_admin(settings: Settings) -> None:
-    from cloudtune.services.auth import refuse_open_bind_without_admin
+    """Checked before uvicorn starts, so the refusal is one clear message and exit status 1
+    (the app's start-up checks it again, for servers started another way)."""
+    from cloudtune.api.app import refuse_open_bind_without_admin
+    from cloudtune.errors import CloudtuneError
     from cloudtune.store.db import Database
 
     settings.ensure_folders()
@@ -80,5 +83,8 @@ def _refuse_open_bind_without_admin(settings: Settings) -> None:
     try:
         db.migrate()
         refuse_open_bind_without_admin(settings, db)
+    except CloudtuneError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(code=1) from None
     finally:
         db.dispose()

@@ -12,7 +12,7 @@ app = typer.Typer(help="Create user accounts in this server's database.")
 def _create(username: str, email: str, password: str | None, role: str) -> None:
     from cloudtune.errors import CloudtuneError
     from cloudtune.providers.registry import ProviderRegistry
-    from cloudtune.services import auth
+    from cloudtune.services import users
     from cloudtune.services.context import Context
     from cloudtune.services.tokens import TokenSigner
     from cloudtune.settings import get_settings
@@ -31,7 +31,7 @@ def _create(username: str, email: str, password: str | None, role: str) -> None:
         tokens=TokenSigner.from_home(settings.home),
     )
     try:
-        user = auth.create_user(ctx, username=username, email=email, password=password, role=role)
+        user = users.create_user(ctx, username=username, email=email, password=password, role=role)
     except CloudtuneError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(code=1) from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
@@ -15,14 +16,13 @@ from cloudtune.api.deps import (
     credential,
     get_context,
 )
-from cloudtune.api.errors import error_responses
-from cloudtune.services import auth
+from cloudtune.api.errors import route_errors
+from cloudtune.domain.accounts import ApiKey, Session, User
+from cloudtune.domain.jobs import utcnow
+from cloudtune.services import api_keys, callers, sessions, users
 from cloudtune.services.context import Context
 
-router = APIRouter(
-    tags=["auth"],
-    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 429),
-)
+router = APIRouter(tags=["auth"])
 
 
 class FirstAdminBody(BaseModel):
@@ -87,15 +87,67 @@ class ApiKeyList(BaseModel):
     keys: list[ApiKeyInfo]
 
 
-def _start_session(
-    request: Request, response: Response, result: auth.LoginResult
-) -> dict[str, Any]:
+class MeResponse(BaseModel):
+    id: str | None
+    username: str
+    email: str | None
+    role: str
+    created_at: str | None
+    permissions: list[str]
+    auth_method: str = Field(description="local, session, cookie or api_key.")
+
+
+class SetupStatus(BaseModel):
+    needs_setup: bool
+    has_admin: bool
+
+
+class LogoutResponse(BaseModel):
+    success: bool = True
+
+
+class RevokeResponse(BaseModel):
+    success: bool = True
+    id: str
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        role=user.role,
+        created_at=user.created_at.isoformat(),
+    )
+
+
+def _key_info(key: ApiKey) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=key.id,
+        name=key.name,
+        key_prefix=key.key_prefix,
+        user_id=key.user_id,
+        created_at=key.created_at.isoformat(),
+        expires_at=_iso(key.expires_at),
+        last_used_at=_iso(key.last_used_at),
+        revoked_at=_iso(key.revoked_at),
+        scoped_permissions=list(key.scoped_permissions)
+        if key.scoped_permissions is not None
+        else None,
+    )
+
+
+def _start_session(request: Request, response: Response, login: Session) -> LoginResponse:
     secure = request.url.scheme == "https"
-    max_age = int((result.expires_at - auth.utcnow()).total_seconds())
+    max_age = int((login.expires_at - utcnow()).total_seconds())
     # The session cookie is HttpOnly; the CSRF cookie is meant to be read by our own pages.
     for name, value, http_only in (
-        (SESSION_COOKIE, result.token, True),
-        (CSRF_COOKIE, result.csrf_token, False),
+        (SESSION_COOKIE, login.token, True),
+        (CSRF_COOKIE, login.csrf_token, False),
     ):
         response.set_cookie(
             name,
@@ -106,22 +158,25 @@ def _start_session(
             secure=secure,
             path="/",
         )
-    return {
-        "success": True,
-        "token": result.token,
-        "csrf_token": result.csrf_token,
-        "expires_at": result.expires_at.isoformat(),
-        "user": auth.user_to_dict(result.user),
-    }
+    return LoginResponse(
+        token=login.token,
+        csrf_token=login.csrf_token,
+        expires_at=login.expires_at.isoformat(),
+        user=_user_out(login.user),
+    )
 
 
-@router.get("/api/auth/setup/status")
-async def setup_status(request: Request, ctx: CtxDep) -> dict[str, Any]:
-    exists = await ctx.in_thread(auth.users_exist, ctx)
-    return {"needs_setup": not exists, "has_admin": exists}
+@router.get("/api/auth/setup/status", response_model=SetupStatus, responses=route_errors())
+async def setup_status(ctx: CtxDep) -> SetupStatus:
+    exists = await ctx.in_thread(callers.users_exist, ctx)
+    return SetupStatus(needs_setup=not exists, has_admin=exists)
 
 
-@router.post("/api/auth/setup/first-admin", response_model=LoginResponse)
+@router.post(
+    "/api/auth/setup/first-admin",
+    response_model=LoginResponse,
+    responses=route_errors(401, 409, 422, 429),
+)
 async def first_admin(
     request: Request,
     response: Response,
@@ -130,14 +185,14 @@ async def first_admin(
     setup_token: Annotated[
         str | None,
         Header(
-            alias=auth.SETUP_TOKEN_HEADER,
+            alias=users.SETUP_TOKEN_HEADER,
             description="Needed from a non-loopback address: the token in the server log.",
         ),
     ] = None,
-) -> dict[str, Any]:
-    auth.check_first_admin_caller(ctx, peer=_client(request), presented_token=setup_token)
+) -> LoginResponse:
+    users.check_first_admin_caller(ctx, peer=_client(request), presented_token=setup_token)
     await ctx.in_thread(
-        lambda: auth.create_user(
+        lambda: users.create_user(
             ctx,
             username=body.username,
             email=body.email,
@@ -149,47 +204,60 @@ async def first_admin(
     return await _log_in(request, response, ctx, body.username, body.password)
 
 
-@router.post("/api/auth/login", response_model=LoginResponse)
+@router.post(
+    "/api/auth/login", response_model=LoginResponse, responses=route_errors(401, 422, 429)
+)
 async def login(
     request: Request, response: Response, ctx: CtxDep, body: LoginBody
-) -> dict[str, Any]:
+) -> LoginResponse:
     return await _log_in(request, response, ctx, body.username, body.password)
 
 
 async def _log_in(
     request: Request, response: Response, ctx: Context, username: str, password: str
-) -> dict[str, Any]:
+) -> LoginResponse:
     client = _client(request)
-    result = await ctx.in_thread(
-        lambda: auth.login(ctx, login_name=username, password=password, client=client)
+    session = await ctx.in_thread(
+        lambda: sessions.login(ctx, login_name=username, password=password, client=client)
     )
-    return _start_session(request, response, result)
+    return _start_session(request, response, session)
 
 
-@router.post("/api/auth/logout")
-async def logout(request: Request, response: Response) -> dict[str, bool]:
+@router.post("/api/auth/logout", response_model=LogoutResponse, responses=route_errors(401))
+async def logout(request: Request, response: Response) -> LogoutResponse:
     ctx = get_context(request)
     token, _ = credential(request)
-    await ctx.in_thread(auth.logout, ctx, token)
+    await ctx.in_thread(sessions.logout, ctx, token)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
-    return {"success": True}
+    return LogoutResponse()
 
 
-@router.get("/api/auth/me")
-async def me(ctx: CtxDep, caller: CallerDep) -> dict[str, Any]:
-    return await ctx.in_thread(auth.current_user, ctx, caller)
+@router.get("/api/auth/me", response_model=MeResponse, responses=route_errors(401))
+async def me(ctx: CtxDep, caller: CallerDep) -> MeResponse:
+    user = await ctx.in_thread(users.current_user, ctx, caller)
+    return MeResponse(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        role=user.role,
+        created_at=_iso(user.created_at),
+        permissions=list(user.permissions),
+        auth_method=user.auth_method,
+    )
 
 
-@router.get("/api/users", response_model=list[UserOut])
-async def list_users(ctx: CtxDep, caller: CallerDep) -> list[dict[str, Any]]:
-    return await ctx.in_thread(auth.list_users, ctx, caller)
+@router.get("/api/users", response_model=list[UserOut], responses=route_errors(401))
+async def list_users(ctx: CtxDep, caller: CallerDep) -> list[UserOut]:
+    return [_user_out(u) for u in await ctx.in_thread(users.list_users, ctx, caller)]
 
 
-@router.post("/api/users", response_model=UserOut, status_code=201)
-async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> dict[str, Any]:
-    return await ctx.in_thread(
-        lambda: auth.add_user(
+@router.post(
+    "/api/users", response_model=UserOut, status_code=201, responses=route_errors(401, 409, 422)
+)
+async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> UserOut:
+    user = await ctx.in_thread(
+        lambda: users.add_user(
             ctx,
             caller,
             username=body.username,
@@ -198,6 +266,7 @@ async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> dict[st
             role=body.role,
         )
     )
+    return _user_out(user)
 
 
 def _client(request: Request) -> str:
@@ -209,10 +278,15 @@ def _client(request: Request) -> str:
 for prefix in ("/api/cloud/auth", "/api/auth"):
     include = prefix == "/api/cloud/auth"
 
-    @router.post(f"{prefix}/api-keys", response_model=ApiKeyCreated, include_in_schema=include)
-    async def create_api_key(ctx: CtxDep, caller: CallerDep, body: ApiKeyBody) -> dict[str, Any]:
-        key, row = await ctx.in_thread(
-            lambda: auth.create_api_key(
+    @router.post(
+        f"{prefix}/api-keys",
+        response_model=ApiKeyCreated,
+        include_in_schema=include,
+        responses=route_errors(401, 422),
+    )
+    async def create_api_key(ctx: CtxDep, caller: CallerDep, body: ApiKeyBody) -> ApiKeyCreated:
+        made = await ctx.in_thread(
+            lambda: api_keys.create_api_key(
                 ctx,
                 caller,
                 name=body.name,
@@ -220,14 +294,24 @@ for prefix in ("/api/cloud/auth", "/api/auth"):
                 scoped_permissions=body.scoped_permissions,
             )
         )
-        return {"success": True, "key": key, "key_info": auth.api_key_to_dict(row)}
+        return ApiKeyCreated(key=made.key, key_info=_key_info(made.info))
 
-    @router.get(f"{prefix}/api-keys", response_model=ApiKeyList, include_in_schema=include)
-    async def list_api_keys(ctx: CtxDep, caller: CallerDep, all: bool = False) -> dict[str, Any]:
-        rows = await ctx.in_thread(lambda: auth.list_api_keys(ctx, caller, everyone=all))
-        return {"keys": [auth.api_key_to_dict(r) for r in rows]}
+    @router.get(
+        f"{prefix}/api-keys",
+        response_model=ApiKeyList,
+        include_in_schema=include,
+        responses=route_errors(401, 422),
+    )
+    async def list_api_keys(ctx: CtxDep, caller: CallerDep, all: bool = False) -> ApiKeyList:
+        keys = await ctx.in_thread(lambda: api_keys.list_api_keys(ctx, caller, everyone=all))
+        return ApiKeyList(keys=[_key_info(k) for k in keys])
 
-    @router.delete(f"{prefix}/api-keys/{{key_id}}", include_in_schema=include)
-    async def revoke_api_key(ctx: CtxDep, caller: CallerDep, key_id: str) -> dict[str, Any]:
-        await ctx.in_thread(auth.revoke_api_key, ctx, caller, key_id)
-        return {"success": True, "id": key_id}
+    @router.delete(
+        f"{prefix}/api-keys/{{key_id}}",
+        response_model=RevokeResponse,
+        include_in_schema=include,
+        responses=route_errors(401, 404),
+    )
+    async def revoke_api_key(ctx: CtxDep, caller: CallerDep, key_id: str) -> RevokeResponse:
+        await ctx.in_thread(api_keys.revoke_api_key, ctx, caller, key_id)
+        return RevokeResponse(id=key_id)
