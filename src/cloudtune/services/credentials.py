@@ -9,35 +9,31 @@ epoch cannot be read cheaply (PostgreSQL), nothing is kept and every request res
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from cloudtune.domain.principal import Principal
+from cloudtune.services.cache import VersionedCache
 
 _MAX_ENTRIES = 10_000
 
 
 class CredentialCache:
+    """Callers by credential, tagged with the epoch read before they were resolved; an entry
+    also ends when its credential expires (wall-clock time, as the database keeps it)."""
+
     def __init__(self) -> None:
-        self._epoch: int | None = None
-        self._entries: dict[str, tuple[Principal, datetime | None]] = {}
+        # The epoch is read by the caller (once per request) and handed in, never read here;
+        # expiries are wall-clock seconds, as the database keeps them.
+        self._cache: VersionedCache[str, Principal] = VersionedCache(
+            lambda: None, size=_MAX_ENTRIES, clock=time.time
+        )
 
     def get(self, epoch: int, key: str, now: datetime) -> Principal | None:
-        if epoch != self._epoch:
-            return None
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        principal, valid_until = entry
-        if valid_until is not None and valid_until <= now:
-            self._entries.pop(key, None)
-            return None
-        return principal
+        return self._cache.get(key, version=epoch, now=now.timestamp())
 
     def put(
         self, epoch: int, key: str, principal: Principal, valid_until: datetime | None
     ) -> None:
-        if epoch != self._epoch:
-            self._epoch, self._entries = epoch, {}
-        if len(self._entries) >= _MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (principal, valid_until)
+        expires = valid_until.timestamp() if valid_until is not None else None
+        self._cache.put(key, principal, version=epoch, expires_at=expires)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,6 +12,7 @@ from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.registry import env_token, settings_model
+from cloudtune.services.cache import VersionedCache
 from cloudtune.services.secrets import SecretBox
 from cloudtune.settings import Settings
 from cloudtune.store import providers as provider_store
@@ -30,7 +30,10 @@ class ProviderSettingsStore:
         self._settings = settings
         self._db = db
         self._box = box
-        self._cache: dict[str, tuple[int, float, dict[str, Any], str | None]] = {}
+        # A short TTL too: another replica's write is seen within 5 s.
+        self._cache: VersionedCache[str, tuple[dict[str, Any], str | None]] = VersionedCache(
+            lambda: db.write_version, ttl=5.0, size=64
+        )
 
     def config(self, provider: str) -> dict[str, Any]:
         return dict(self._load(provider)[0])
@@ -49,15 +52,15 @@ class ProviderSettingsStore:
         return "environment" if self.token(provider) else None
 
     def _load(self, provider: str) -> tuple[dict[str, Any], str | None]:
-        cached = self._cache.get(provider)
-        if cached and cached[0] == self._db.write_version and cached[1] > time.monotonic():
-            return cached[2], cached[3]
         version = self._db.write_version
+        cached = self._cache.get(provider, version=version)
+        if cached is not None:
+            return cached
         with self._db.read() as session:
             row = provider_store.get_settings(session, provider)
         config = _saved_config(provider, (row.settings or {}) if row else {})
         token = self._box.decrypt(row.token_ciphertext) if row and row.token_ciphertext else None
-        self._cache[provider] = (version, time.monotonic() + 5.0, config, token)
+        self._cache.put(provider, (config, token), version=version)
         return config, token
 
     def update(self, caller: Principal, provider: str, changes: dict[str, Any]) -> dict[str, Any]:
