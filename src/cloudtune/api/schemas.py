@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloudtune.domain.costs import micros_to_usd
 from cloudtune.domain.jobs import Job
+from cloudtune.services.submission import Preview
 
 
 class SubmitJobBody(BaseModel):
@@ -221,18 +224,61 @@ class HealthResponse(BaseModel):
     providers: list[str]
 
 
-class PreviewResponse(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class PreviewDataset(BaseModel):
+    id: str
+    path: str
+    archive_folder: str
+    files: int
+    images: int
+    bytes: int
 
-    success: bool
+
+class PreviewExcluded(BaseModel):
+    count: int
+    examples: list[str]
+
+
+class PreviewFile(BaseModel):
+    path: str
+    bytes: int
+
+
+class PreviewResponse(BaseModel):
+    success: bool = True
     provider: str
-    datasets: list[dict[str, Any]]
+    config_name: str | None
+    model_family: str | None
+    max_train_steps: int | None
+    data_leaves_machine: bool = Field(description="Whether the datasets would be uploaded.")
+    datasets: list[PreviewDataset]
     files: int
     bytes: int
     excluded_files: list[str]
+    excluded: dict[str, PreviewExcluded] = Field(description="Per exclusion rule.")
+    first_files: list[PreviewFile]
+    upload_limit_bytes: int | None
+    hardware_profile: str | None
+    hardware_type: str | None
+    price_per_hour_usd: float
     estimated_cost_usd: float | None
     warnings: list[str]
     blocked: bool
+
+
+def preview_to_dict(preview: Preview) -> dict[str, Any]:
+    """The preview answer, in the key order of PreviewResponse."""
+    data = dataclasses.asdict(preview)
+    price = data.pop("price_per_hour_micros")
+    estimate = data.pop("estimated_cost_micros")
+    out: dict[str, Any] = {"success": True}
+    for name in PreviewResponse.model_fields:
+        if name == "price_per_hour_usd":
+            out[name] = micros_to_usd(price)
+        elif name == "estimated_cost_usd":
+            out[name] = micros_to_usd(estimate)
+        elif name != "success":
+            out[name] = data[name]
+    return out
 
 
 def _usd(micros: int | None) -> float | None:

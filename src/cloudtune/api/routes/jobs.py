@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Body, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
-from cloudtune.api.deps import CallerDep, CtxDep, get_caller, get_context
+from cloudtune.api.deps import CallerDep, CtxDep
 from cloudtune.api.errors import error_responses
-from cloudtune.api.response_cache import ResponseCache
+from cloudtune.api.job_reads import LIST_PARAMETERS, read_jobs
 from cloudtune.api.schemas import (
     CancelResponse,
     DeleteResponse,
@@ -24,9 +23,9 @@ from cloudtune.api.schemas import (
     SubmitJobResponse,
     SyncBody,
     SyncResponse,
-    job_to_dict,
+    preview_to_dict,
 )
-from cloudtune.errors import InvalidInputError
+from cloudtune.domain.costs import micros_to_usd
 from cloudtune.services import jobs as job_service
 from cloudtune.services import logstream, submission
 
@@ -41,37 +40,6 @@ ProviderQuery = Annotated[str, Query(description="local, replicate or ray")]
 
 def _json(data: object) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
-
-
-async def _cached(
-    request: Request, key: Hashable, render: Callable[[], Awaitable[bytes]]
-) -> Response:
-    cache: ResponseCache = request.app.state.response_cache
-    return Response(await cache.get_or_render(key, render), media_type="application/json")
-
-
-_BOOLEAN_WORDS = frozenset({"", "0", "1", "true", "false", "yes", "no", "on", "off"})
-
-
-def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
-    """An integer query parameter within the bounds `_LIST_PARAMETERS` declares for it, so a
-    value the database cannot hold (over 64 bits) is a 400, never a 500."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    schema = next(p["schema"] for p in _LIST_PARAMETERS if p["name"] == name)
-    low, high = schema.get("minimum", -(2**63)), schema.get("maximum", 2**63 - 1)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInputError(
-            f"{name} must be an integer, got {raw!r}", code="invalid_filter"
-        ) from None
-    if not low <= value <= high:
-        raise InvalidInputError(
-            f"{name} must be between {low} and {high}, got {raw}", code="invalid_filter"
-        )
-    return value
 
 
 def _submit_request(body: SubmitJobBody) -> submission.SubmitRequest:
@@ -92,7 +60,7 @@ async def submit_job(
             "idempotent_hit": result.idempotent_hit,
             "data_uploaded": result.data_uploaded,
             "cost_limit_warning": result.cost_limit_warning,
-            "estimated_cost_usd": result.estimated_cost_usd,
+            "estimated_cost_usd": micros_to_usd(result.estimated_cost_micros),
             "error": None,
             "quota_warnings": [],
         }
@@ -103,70 +71,14 @@ async def submit_job(
 async def preview_job(
     ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = "local"
 ) -> Response:
-    return _json(await submission.preview_job(ctx, caller, provider, _submit_request(body)))
+    preview = await submission.preview_job(ctx, caller, provider, _submit_request(body))
+    return _json(preview_to_dict(preview))
 
 
-# The hottest route reads its query itself and resolves context and caller without
-# dependencies: FastAPI's per-parameter machinery cost more than half of this route's time
-# (bench/RESULTS.md). The parameters are still declared for the OpenAPI schema.
-_LIST_PARAMETERS: list[dict[str, Any]] = [
-    {
-        "name": "limit",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        "description": "Jobs per page.",
-    },
-    {
-        "name": "offset",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0},
-        "description": "Jobs to skip.",
-    },
-    {
-        "name": "status",
-        "in": "query",
-        "schema": {"type": "string"},
-        "description": "Comma list of statuses.",
-    },
-    {"name": "provider", "in": "query", "schema": {"type": "string"}},
-    {"name": "job_type", "in": "query", "schema": {"type": "string", "enum": ["local", "cloud"]}},
-    {
-        "name": "sync_active",
-        "in": "query",
-        "schema": {"type": "boolean", "default": False},
-        "description": "Ask providers about active jobs first.",
-    },
-]
-
-
-@router.get("", response_model=JobListResponse, openapi_extra={"parameters": _LIST_PARAMETERS})
+@router.get("", response_model=JobListResponse, openapi_extra={"parameters": LIST_PARAMETERS})
 async def list_jobs(request: Request) -> Response:
-    ctx, caller = get_context(request), await get_caller(request)
-    query = request.query_params
-    limit, offset = _int_param(query, "limit", 50), _int_param(query, "offset", 0)
-    provider = query.get("provider")
-    flt = job_service.parse_filter(
-        caller, status=query.get("status"), provider=provider, job_type=query.get("job_type")
-    )
-    sync = query.get("sync_active", "").lower()
-    if sync not in _BOOLEAN_WORDS:
-        raise InvalidInputError(
-            f"sync_active must be true or false, got {sync!r}", code="invalid_filter"
-        )
-    if sync in ("1", "true", "yes", "on"):
-        # Asks the reconciler about the caller's visible active jobs (paced per job, shared by
-        # every reader, errors logged): a reader never drives provider calls.
-        await request.app.state.reconciler.refresh_visible(flt)
-
-    async def render() -> bytes:
-        page = await ctx.in_thread(
-            job_service.list_jobs, ctx, caller, flt, limit=limit, offset=offset
-        )
-        jobs = [job_to_dict(job) for job in page.jobs]
-        return orjson.dumps({"jobs": jobs, "total": page.total, "limit": limit, "offset": offset})
-
-    key = ("list", caller.user_id, caller.permissions, flt, limit, offset)
-    return await _cached(request, key, render)
+    # Served by the edge's fast path (cloudtune.api.edge) with this same function.
+    return Response(await read_jobs(request, None), media_type="application/json")
 
 
 @router.post("/sync", response_model=SyncResponse)
@@ -180,13 +92,8 @@ async def sync_jobs(
 
 @router.get("/{job_id}", response_model=JobResponse)
 async def get_job(request: Request, job_id: str) -> Response:
-    ctx, caller = get_context(request), await get_caller(request)
-
-    async def render() -> bytes:
-        job = await ctx.in_thread(job_service.get_job, ctx, caller, job_id)
-        return orjson.dumps({"job": job_to_dict(job, with_snapshot=True)})
-
-    return await _cached(request, ("job", caller.user_id, caller.permissions, job_id), render)
+    # Served by the edge's fast path (cloudtune.api.edge) with this same function.
+    return Response(await read_jobs(request, job_id), media_type="application/json")
 
 
 @router.get("/{job_id}/logs", response_model=LogsResponse)

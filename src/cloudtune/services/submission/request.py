@@ -1,0 +1,86 @@
+"""What a submit asks for: its fields, the ones refused by name, and the training spec made by
+merging a named config with the request's own config."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from cloudtune.domain.principal import Principal
+from cloudtune.domain.training import TrainingSpec, build_spec, check_document, normalise_config
+from cloudtune.errors import InvalidInputError
+from cloudtune.services import configs as config_service
+from cloudtune.services.context import Context
+from cloudtune.services.packaging import printable
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    config: dict[str, Any] | None = None
+    dataloader_config: list[Any] | None = None
+    config_name_to_load: str | None = None
+    config_name: str | None = None
+    tracker_run_name: str | None = None
+    idempotency_key: str | None = None
+    hardware_profile: str | None = None
+    webhook_url: str | None = None
+    publish: dict[str, Any] | None = None
+    priority: int = 0
+    max_cost_usd: float | None = None
+    # Fields the request carried that this server does not know: refused by name.
+    unknown_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MergedRequest:
+    spec: TrainingSpec
+    config_name: str | None
+
+
+def merge_request(ctx: Context, caller: Principal, request: SubmitRequest) -> MergedRequest:
+    """The spec the job will run: the named config (if any), overridden key by key by the
+    request's `config`; its dataloader unless the request brings one. Bounded in depth."""
+    config: dict[str, Any] = {}
+    dataloader: Any = request.dataloader_config
+    config_name = request.config_name
+    if request.config_name_to_load:
+        named = config_service.load_for_submit(ctx, caller, request.config_name_to_load)
+        config = normalise_config(named.config)
+        if dataloader is None:
+            dataloader = named.dataloader_config
+        config_name = config_name or named.name
+    if request.config is not None:
+        # Both with `--` keys, so `output_dir` overrides the named config's `--output_dir`.
+        config.update(normalise_config(request.config))
+    if not config:
+        raise InvalidInputError(
+            "No configuration provided: send `config` or `config_name_to_load`",
+            code="invalid_config",
+        )
+    depth = ctx.settings.json_max_depth
+    check_document("config", config, depth)
+    check_document("dataloader_config", dataloader, depth)  # before copying it, recursively
+    spec = build_spec(config, copy.deepcopy(dataloader), max_depth=depth)
+    return MergedRequest(spec=spec, config_name=config_name)
+
+
+def refuse_unsupported(request: SubmitRequest) -> None:
+    """Fields a submit may carry that this server does not act on yet: refused, so nobody
+    believes a model was published or a webhook will be called when neither will happen."""
+    if request.unknown_fields:
+        shown = [printable(n) for n in request.unknown_fields[:20]]
+        names = ", ".join(f"`{n}`" for n in shown)
+        raise InvalidInputError(
+            f"unknown field(s) {names}: this server does not act on them; submit without them",
+            code="unsupported_field",
+            fields=shown,
+        )
+    for name, value in (("publish", request.publish), ("webhook_url", request.webhook_url)):
+        if value not in (None, "", {}):
+            raise InvalidInputError(
+                f"`{name}` is not supported by this server yet; submit without it (the "
+                "trained model is written to the job's output folder)",
+                code="unsupported_field",
+                field=name,
+            )
