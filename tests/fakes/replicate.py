@@ -5,7 +5,9 @@ cursor pagination, account, hardware, versions, the default webhook secret, and 
 Webhooks-signed deliveries (`start`, `logs`, `output`, `completed`, the last one retried).
 
 Faults can be injected: a share of API calls answering 429 (with Retry-After), 500, or slowly;
-a share of webhook deliveries dropped; chosen paths always answering an error (`fail_paths`).
+a share of webhook deliveries dropped; chosen paths always answering an error (`fail_paths`);
+the answers of the next creates lost after the prediction was made (`lose_create_answers`),
+or the next creates refused before anything was made (`refuse_creates`).
 Every API request is counted by method and path (`calls`).
 """
 
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -44,6 +47,15 @@ def _id() -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if not value else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _within(created_at: str, after: datetime | None, before: datetime | None) -> bool:
+    created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    return (after is None or created > after) and (before is None or created < before)
 
 
 def problem(status: int, detail: str) -> JSONResponse:
@@ -137,6 +149,12 @@ class FakeReplicate:
         self.calls: Counter[str] = Counter()
         # path -> (status, detail) answered to every request for it
         self.fail_paths: dict[str, tuple[int, str]] = {}
+        # The next this many creates make their prediction, then answer 500 (or, with
+        # `lost_answer_delay`, answer only after that many seconds: past a client's timeout).
+        self.lose_create_answers = 0
+        self.lost_answer_delay = 0.0
+        # The next this many creates answer 500 before making anything.
+        self.refuse_creates = 0
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -299,6 +317,11 @@ class FakeReplicate:
         refused = await self._gate(request)
         if refused:
             return refused
+        with self._lock:
+            refuse = self.refuse_creates > 0
+            self.refuse_creates -= int(refuse)
+        if refuse:
+            return problem(500, "Internal server error")
         body = await request.json()
         extra = set(body) - {"version", "input", "webhook", "webhook_events_filter", "stream"}
         if extra or "version" not in body or "input" not in body:
@@ -315,8 +338,12 @@ class FakeReplicate:
         with self._lock:
             self.create_calls += 1
             self.predictions[prediction.id] = prediction
+            lose = self.lose_create_answers > 0
+            self.lose_create_answers -= int(lose)
+        if lose and self.lost_answer_delay:
+            await asyncio.sleep(self.lost_answer_delay)
         # A fault after the create happened: the caller cannot tell whether it worked.
-        if self.faults.rate and random.random() < self.faults.rate / 3:
+        if lose or (self.faults.rate and random.random() < self.faults.rate / 3):
             return problem(500, "Internal server error")
         return JSONResponse(prediction.to_json(self.base_url), status_code=201)
 
@@ -324,14 +351,23 @@ class FakeReplicate:
         refused = await self._gate(request)
         if refused:
             return refused
-        cursor = int(request.query_params.get("cursor") or 0)
+        query = request.query_params
+        try:
+            after_time = _parse_time(query.get("created_after"))
+            before_time = _parse_time(query.get("created_before"))
+        except ValueError:
+            return problem(400, "created_after and created_before take ISO 8601 times")
+        cursor = int(query.get("cursor") or 0)
         newest = sorted(self.predictions.values(), key=lambda p: -p.created)
+        newest = [p for p in newest if _within(p.created_at, after_time, before_time)]
         page = newest[cursor : cursor + self.page_size]
         after = cursor + self.page_size
+        # The cursor keeps the filters, as Replicate's opaque one does.
+        kept = {k: v for k, v in query.items() if k != "cursor"}
         return JSONResponse(
             {
                 "previous": None,
-                "next": f"{self.base_url}/predictions?cursor={after}"
+                "next": f"{self.base_url}/predictions?{urlencode({**kept, 'cursor': after})}"
                 if after < len(newest)
                 else None,
                 "results": [p.to_json(self.base_url) for p in page],

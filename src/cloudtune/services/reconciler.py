@@ -22,7 +22,7 @@ from cloudtune.domain.costs import format_usd
 from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus, utcnow
 from cloudtune.errors import InvalidInputError, ProviderError
 from cloudtune.providers.base import ProviderStatus, Restorable, RestoredJob, RunsInBackground
-from cloudtune.services import costs
+from cloudtune.services import costs, discovery
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
 from cloudtune.store import jobs as job_store
@@ -110,8 +110,12 @@ class Reconciler:
 
     async def sync(self, provider: str | None = None) -> SyncResult:
         """Check every active job (of one provider) now; raises ProviderError if it is down.
-        For callers who may see every job: it calls providers regardless of the schedule."""
-        return await self._reconcile(provider, everything=True)
+        For callers who may see every job: it calls providers regardless of the schedule.
+        First, jobs whose create answer was lost are looked for at their provider
+        (services/discovery.py; any replica may adopt one); those found are checked too."""
+        discovered = await discovery.discover_lost_jobs(self._ctx, provider)
+        result = await self._reconcile(provider, everything=True)
+        return replace(result, discovered=discovered)
 
     # -- readers' asks ------------------------------------------------------------------------
 

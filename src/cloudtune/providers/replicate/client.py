@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from tenacity import (
@@ -108,7 +110,10 @@ class ReplicateClient:
         return await self._safe("GET", "account")
 
     async def hardware(self) -> list[dict[str, Any]]:
-        return await self._safe("GET", "hardware")  # type: ignore[return-value]
+        answer = await self._safe("GET", "hardware")  # a bare array, not a page
+        return (
+            [item for item in answer if isinstance(item, dict)] if isinstance(answer, list) else []
+        )
 
     async def default_webhook_secret(self) -> str:
         """One attempt, with a short timeout, and left out of the breaker's count: webhooks
@@ -163,9 +168,15 @@ class ReplicateClient:
                 return None
             raise
 
-    async def predictions(self, *, max_pages: int = 3) -> AsyncIterator[dict[str, Any]]:
-        """Recent predictions, newest first, following the `next` cursor."""
+    async def predictions(
+        self, *, max_pages: int = 3, created_after: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Recent predictions, newest first, following the `next` cursor; `created_after`
+        asks Replicate for those created since then only."""
         url: str | None = "predictions"
+        if created_after is not None:
+            when = created_after.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            url = "predictions?" + urlencode({"created_after": when})
         for _ in range(max_pages):
             if url is None:
                 return

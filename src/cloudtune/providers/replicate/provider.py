@@ -7,7 +7,8 @@ import json
 import logging
 import math
 import time
-from datetime import UTC, datetime
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +38,13 @@ from cloudtune.providers.replicate.client import (
     ReplicateError,
     UncertainCreateError,
 )
+from cloudtune.providers.replicate.predictions import JOB_TAG, parse_prediction, tagged_job_id
 from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
 from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STATUS_MAP = {
-    "starting": JobStatus.QUEUED,
-    "processing": JobStatus.RUNNING,
-    "succeeded": JobStatus.COMPLETED,
-    "canceled": JobStatus.CANCELLED,
-    "failed": JobStatus.FAILED,
-    "aborted": JobStatus.FAILED,
-}
 WEBHOOK_PATH = "/api/webhooks/replicate"
 WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
 _SECRET_TTL = 300.0
@@ -58,6 +52,16 @@ _SECRET_TTL = 300.0
 # Replicate again. Replicate retries a final webhook for about a minute, so a short outage
 # loses nothing that polling would not find anyway.
 SECRET_RETRY_SECONDS = 30.0
+# A create is sent again only after a lookup shows it was not applied; this many times at most.
+CREATE_ATTEMPTS = 8
+# The lookup after an uncertain create asks for predictions created since a little before the
+# create was sent (clocks differ), so its pages are few.
+LOOKUP_SLACK = timedelta(minutes=5)
+LOOKUP_PAGES = 5
+# Discovery reads predictions of the last hour: after that Replicate has removed their input,
+# and with it our tag.
+DISCOVERY_WINDOW = timedelta(hours=1, minutes=5)
+DISCOVERY_PAGES = 20
 
 
 class ReplicateProvider:
@@ -229,30 +233,7 @@ class ReplicateProvider:
         )
 
     def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]:
-        prediction_id = payload.get("id")
-        if not isinstance(prediction_id, str) or not prediction_id:
-            raise InvalidInputError("the prediction has no id", code="invalid_payload")
-        raw = str(payload.get("status") or "").strip().lower()
-        status = STATUS_MAP.get(raw)
-        if status is None:
-            raise InvalidInputError(f"unknown prediction status {raw!r}", code="invalid_payload")
-        metrics = payload.get("metrics")
-        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
-        output = payload.get("output")
-        outputs = output if isinstance(output, list) else [output] if output else None
-        error = payload.get("error")
-        if raw == "aborted" and not error:
-            error = "Replicate aborted the prediction before it started"
-        return prediction_id, ProviderStatus(
-            status=status,
-            started_at=_time(payload.get("started_at")),
-            completed_at=_time(payload.get("completed_at")),
-            error_message=str(error) if error else None,
-            metadata={"prediction_id": prediction_id, "replicate_status": raw},
-            outputs=outputs,
-            logs=payload.get("logs") if isinstance(payload.get("logs"), str) else None,
-            billed_seconds=float(predict_time) if isinstance(predict_time, int | float) else None,
-        )
+        return parse_prediction(payload)
 
     async def versions(self, profile: str | None) -> list[ProviderVersion]:
         model = f"{self._own_settings().trainer_model}-{self.offer(profile).name}"
@@ -305,7 +286,7 @@ class ReplicateProvider:
             "callback_url": bundle.webhook_url,
             "auth_token": bundle.webhook_token,
             "log_level": "info",
-            "cloudtune_job_id": job.job_id,  # the tag a lost create is found again by
+            JOB_TAG: job.job_id,  # how a lost create is found again (`tagged_job_id`)
         }
         data: dict[str, Any] = {
             "config_json": json.dumps(bundle.spec.config),
@@ -319,32 +300,60 @@ class ReplicateProvider:
     async def _create_once(
         self, client: ReplicateClient, job_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create the prediction at most once: after an uncertain failure, look for it by its
-        tag before sending the create again."""
+        """Create the prediction at most once: after an uncertain failure (no answer, or a
+        5xx that may have come after the create was applied), look for it by its tag and
+        adopt it; the create is sent again only when Replicate's list shows it does not
+        exist. A lookup that cannot be made fails the submit rather than risk two runs."""
+        since = datetime.now(UTC) - LOOKUP_SLACK
         last: ReplicateError | None = None
-        for _ in range(8):
+        for _ in range(CREATE_ATTEMPTS):
             try:
                 return await client.create_prediction(body)
             except UncertainCreateError as exc:
                 last = exc
                 log.warning("job %s: create answered %s; looking it up", job_id, exc)
-                found = await self._find_created(job_id)
-                if found is not None:
-                    return found
+                found = await self._find(client, {job_id}, since, pages=LOOKUP_PAGES)
+                if job_id in found:
+                    log.info("job %s: the create had been applied; adopted", job_id)
+                    return found[job_id]
             except ReplicateError as exc:
                 raise _provider_error("create", exc) from None
         assert last is not None
         raise _provider_error("create", last)
 
-    async def _find_created(self, job_id: str) -> dict[str, Any] | None:
+    async def discover(self, job_ids: Collection[str]) -> dict[str, ProviderHandle]:
+        """Our predictions among Replicate's recent ones, by the job id each carries in its
+        input. Replicate removes an API prediction's input after an hour, so only jobs lost
+        within the last hour can be found; older pages are not read."""
+        since = datetime.now(UTC) - DISCOVERY_WINDOW
+        found = await self._find(self._api(), set(job_ids), since, pages=DISCOVERY_PAGES)
+        return {job_id: self._handle(prediction) for job_id, prediction in found.items()}
+
+    async def _find(
+        self, client: ReplicateClient, job_ids: set[str], since: datetime, *, pages: int
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        if not job_ids:
+            return found
         try:
-            async for prediction in self._api().predictions(max_pages=3):
-                if job_id in json.dumps(prediction.get("input") or {}):
-                    return prediction
+            async for prediction in client.predictions(max_pages=pages, created_after=since):
+                job_id = tagged_job_id(prediction)
+                if job_id in job_ids and job_id not in found:
+                    found[job_id] = prediction
+                    if len(found) == len(job_ids):
+                        break
         except ReplicateError as exc:
-            log.warning("job %s: could not list predictions: %s", job_id, exc)
-            raise _provider_error("create (lookup)", exc) from None
-        return None
+            raise _provider_error("prediction lookup", exc) from None
+        return found
+
+    def _handle(self, prediction: dict[str, Any]) -> ProviderHandle:
+        """A handle like `submit`'s, for a prediction found by its tag."""
+        model = str(prediction.get("model") or "")
+        data: dict[str, Any] = {"model": model}
+        prefix = f"{self._own_settings().trainer_model}-"
+        if model.startswith(prefix):
+            data["hardware_profile"] = model.removeprefix(prefix)
+        return ProviderHandle(ref=str(prediction["id"]), data=data)
 
 
 def _webhook_url(base: str | None, job_id: str) -> str | None:
@@ -373,18 +382,3 @@ def _provider_error(action: str, exc: ReplicateError) -> ProviderError:
         provider="replicate",
         provider_status=exc.status,
     )
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    if "." in text:  # Replicate sends up to nanoseconds; Python takes microseconds
-        head, _, rest = text.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,80 @@
+"""What a Replicate prediction says, in our terms: its status, and the job id we tagged it with."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudtune.domain.jobs import JobStatus
+from cloudtune.errors import InvalidInputError
+from cloudtune.providers.base import ProviderStatus
+
+STATUS_MAP = {
+    "starting": JobStatus.QUEUED,
+    "processing": JobStatus.RUNNING,
+    "succeeded": JobStatus.COMPLETED,
+    "canceled": JobStatus.CANCELLED,
+    "failed": JobStatus.FAILED,
+    "aborted": JobStatus.FAILED,
+}
+# The key of our job id in the trainer callback config a prediction carries.
+JOB_TAG = "cloudtune_job_id"
+
+
+def parse_prediction(payload: dict[str, Any]) -> tuple[str, ProviderStatus]:
+    """A prediction (a webhook body, a GET or a list item) as our job's status."""
+    prediction_id = payload.get("id")
+    if not isinstance(prediction_id, str) or not prediction_id:
+        raise InvalidInputError("the prediction has no id", code="invalid_payload")
+    raw = str(payload.get("status") or "").strip().lower()
+    status = STATUS_MAP.get(raw)
+    if status is None:
+        raise InvalidInputError(f"unknown prediction status {raw!r}", code="invalid_payload")
+    metrics = payload.get("metrics")
+    predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+    output = payload.get("output")
+    outputs = output if isinstance(output, list) else [output] if output else None
+    error = payload.get("error")
+    if raw == "aborted" and not error:
+        error = "Replicate aborted the prediction before it started"
+    return prediction_id, ProviderStatus(
+        status=status,
+        started_at=_time(payload.get("started_at")),
+        completed_at=_time(payload.get("completed_at")),
+        error_message=str(error) if error else None,
+        metadata={"prediction_id": prediction_id, "replicate_status": raw},
+        outputs=outputs,
+        logs=payload.get("logs") if isinstance(payload.get("logs"), str) else None,
+        billed_seconds=float(predict_time) if isinstance(predict_time, int | float) else None,
+    )
+
+
+def tagged_job_id(prediction: dict[str, Any]) -> str | None:
+    """The job id our `_input` put in a prediction's trainer callback config, if it is there
+    (Replicate drops an API prediction's input after an hour)."""
+    inputs = prediction.get("input")
+    raw = inputs.get("webhook_config") if isinstance(inputs, dict) else None
+    try:
+        callbacks = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    for callback in callbacks if isinstance(callbacks, list) else []:
+        if isinstance(callback, dict) and isinstance(callback.get(JOB_TAG), str):
+            return str(callback[JOB_TAG])
+    return None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # Replicate sends up to nanoseconds; Python takes microseconds
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

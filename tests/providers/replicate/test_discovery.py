@@ -1,0 +1,197 @@
+"""Lost creates, against the fake Replicate: a create whose answer is lost is looked up by its
+job id tag before anything is sent again, and `POST /api/cloud/jobs/sync` adopts predictions of
+ours that a job lost track of (a crash between Replicate's create and our write)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from cloudtune.domain.jobs import Job, JobStatus, JobType
+from cloudtune.providers.replicate.client import ReplicateClient
+from cloudtune.providers.replicate.predictions import JOB_TAG, tagged_job_id
+from cloudtune.settings import Settings
+from tests.conftest import TERMINAL
+from tests.factories import create_job, job_body, make_dataset
+from tests.fakes.replicate import FakeReplicate, running_fake
+
+CREATE = "POST /v1/predictions"
+LIST = "GET /v1/predictions"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeReplicate]:
+    with running_fake(run_for=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        reconcile_interval_seconds=0.2,
+        reconcile_backoff_max_seconds=1.0,
+        replicate_base_url=fake.base_url,
+        replicate_api_token=SecretStr(fake.token),
+        replicate_timeout_seconds=1.0,
+    )
+
+
+@pytest.fixture
+def body(tmp_path: Path) -> dict[str, Any]:
+    spec = job_body(make_dataset(tmp_path / "dataset", 2, size=16), tmp_path / "out", steps=2)
+    spec["config"]["--model_family"] = "flux"
+    return spec
+
+
+async def job_of(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/cloud/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    return response.json()["job"]  # type: ignore[no-any-return]
+
+
+async def wait_terminal(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while (job := await job_of(client, job_id))["status"] not in TERMINAL:
+        assert time.monotonic() < deadline, f"job still {job['status']}"
+        await asyncio.sleep(0.1)
+    return job
+
+
+def test_the_tag_is_read_from_the_trainer_callback_config() -> None:
+    tagged = {"input": {"webhook_config": json.dumps([{"x": 1}, {JOB_TAG: "j1"}])}}
+    assert tagged_job_id(tagged) == "j1"
+    for untagged in (
+        {},
+        {"input": None},
+        {"input": "text"},
+        {"input": {"webhook_config": "{not json"}},
+        {"input": {"webhook_config": json.dumps({JOB_TAG: "j1"})}},  # not a list
+        {"input": {"webhook_config": json.dumps([{JOB_TAG: 7}])}},
+        {"input": {"config_json": json.dumps({JOB_TAG: "j1"})}},  # elsewhere in the input
+    ):
+        assert tagged_job_id(untagged) is None
+
+
+class TestLostCreateAnswer:
+    @pytest.mark.parametrize("how", ["error after the create", "answer after the timeout"])
+    async def test_the_prediction_is_adopted_and_one_create_reaches_replicate(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any], how: str
+    ) -> None:
+        fake.lose_create_answers = 1
+        if how == "answer after the timeout":
+            fake.lost_answer_delay = 2.0  # over the client's 1 s timeout
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code == 200, response.text
+        job_id = response.json()["job_id"]
+        assert fake.calls[CREATE] == 1 and fake.create_calls == 1
+        assert fake.calls[LIST] >= 1  # looked up before anything was sent again
+        (prediction,) = fake.predictions_for(job_id)
+        job = await job_of(client, job_id)
+        assert job["metadata"]["prediction_id"] == prediction.id
+        assert (await wait_terminal(client, job_id))["status"] == "completed"
+        assert fake.calls[CREATE] == 1
+
+    async def test_a_create_that_was_not_applied_is_sent_again(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        fake.refuse_creates = 1  # answers 500 before making anything
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code == 200, response.text
+        job_id = response.json()["job_id"]
+        assert fake.calls[CREATE] == 2 and fake.create_calls == 1
+        assert len(fake.predictions_for(job_id)) == 1
+
+    async def test_no_lookup_no_second_create(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        """When Replicate cannot say whether the create was applied, the submit fails rather
+        than risk a second run."""
+        fake.fail_paths["/v1/predictions"] = (503, "Service unavailable")  # create and list
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code in (502, 503), response.text
+        assert "GET " in response.json()["detail"]  # the lookup is what failed
+        assert fake.calls[CREATE] == 1
+
+
+def lost_job(client: httpx.AsyncClient, **overrides: Any) -> Job:
+    """A job as a crash between Replicate's create and our write leaves it."""
+    values: dict[str, Any] = {
+        "provider": "replicate",
+        "job_type": JobType.CLOUD,
+        "status": JobStatus.PENDING,
+        **overrides,
+    }
+    return create_job(client.app.state.ctx.db, **values)  # type: ignore[attr-defined]
+
+
+async def create_tagged(fake: FakeReplicate, job_id: str) -> str:
+    """The prediction the lost job's create made, tagged as the provider tags it."""
+    api = ReplicateClient(fake.base_url, fake.token)
+    try:
+        prediction = await api.create_prediction(
+            {
+                "version": "simpletuner/advanced-trainer-h100:" + "a" * 64,
+                "input": {"webhook_config": json.dumps([{JOB_TAG: job_id}])},
+            }
+        )
+    finally:
+        await api.aclose()
+    return str(prediction["id"])
+
+
+class TestSyncDiscovers:
+    async def test_a_lost_job_is_found_adopted_and_followed(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        lost = lost_job(client)
+        never_created = lost_job(client)
+        too_old = lost_job(client)
+        local = lost_job(client, provider="local", job_type=JobType.LOCAL)
+        prediction_id = await create_tagged(fake, lost.job_id)
+        old_id = await create_tagged(fake, too_old.job_id)
+        # Past an hour Replicate has removed the input (and our tag): not asked for.
+        fake.predictions[old_id].created_at = (
+            (datetime.now(UTC) - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+        )
+        for i in range(5):  # someone else's predictions on the same account
+            await create_tagged(fake, f"not-ours-{i}")
+        fake.page_size = 2  # the list is followed page by page
+
+        synced = await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})
+        assert synced.status_code == 200, synced.text
+        assert synced.json()["discovered"] == 1
+
+        job = await job_of(client, lost.job_id)
+        assert job["status"] != "pending"
+        assert job["metadata"]["prediction_id"] == prediction_id
+        assert job["metadata"]["hardware_profile"] == "h100"
+        assert (await wait_terminal(client, lost.job_id))["status"] == "completed"
+        for other in (never_created, too_old, local):
+            assert (await job_of(client, other.job_id))["status"] == "pending"
+
+        again = await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})
+        assert again.json()["discovered"] == 0
+        assert fake.create_calls == 7  # discovery sends nothing
+
+    async def test_a_sync_of_every_provider_discovers_too_and_says_when_replicate_is_down(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        lost = lost_job(client)
+        await create_tagged(fake, lost.job_id)
+        fake.fail_paths["/v1/predictions"] = (503, "Service unavailable")
+        down = await client.post("/api/cloud/jobs/sync", json={})
+        assert down.status_code in (502, 503), down.text
+        del fake.fail_paths["/v1/predictions"]
+        synced = (await client.post("/api/cloud/jobs/sync", json={})).json()
+        assert synced["discovered"] == 1
