@@ -9,9 +9,10 @@ from typing import Any
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
-from cloudtune.providers.base import Forgettable, HasLogFile, ProviderHandle, tail_lines
+from cloudtune.providers.base import Forgettable, HasLogFile, Pinned, ProviderHandle, tail_lines
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
+from cloudtune.store import leases as lease_store
 from cloudtune.store import logs as log_store
 from cloudtune.store.tables import JobEventModel, JobSecretModel
 
@@ -124,9 +125,17 @@ async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:
         return job
     if job.is_terminal:
         raise _state_conflict(job, "cancelled")
+    held_elsewhere = False
     if job.provider_ref is not None:
-        await ctx.providers.get(job.provider).cancel(handle_of(job))
-    change = await ctx.in_thread(_apply_cancel, ctx, job_id)
+        provider = ctx.providers.get(job.provider)
+        handle = handle_of(job)
+        # A local job of another replica is stopped by that replica, on its next pass; a
+        # remote job is cancelled from here, whoever polls it (the provider's cancel is
+        # idempotent).
+        held_elsewhere = isinstance(provider, Pinned) and not provider.holds(handle)
+        if not held_elsewhere:
+            await provider.cancel(handle)
+    change = await ctx.in_thread(_apply_cancel, ctx, job_id, held_elsewhere)
     if change is None:
         raise job_not_found(job_id)
     if not change.applied and change.job.status != JobStatus.CANCELLED:
@@ -160,15 +169,20 @@ def handle_of(job: Job) -> ProviderHandle:
     return ProviderHandle(ref=job.provider_ref or job.job_id, data=job.provider_data)
 
 
-def _apply_cancel(ctx: Context, job_id: str) -> job_store.StatusChange | None:
+def _apply_cancel(
+    ctx: Context, job_id: str, held_elsewhere: bool
+) -> job_store.StatusChange | None:
     with ctx.db.write() as session:
-        return job_store.switch_job_status(
+        change = job_store.switch_job_status(
             session,
             job_id,
             JobStatus.CANCELLED,
             message="cancelled by user",
             error_message="cancelled by user",
         )
+        if held_elsewhere and change is not None and change.applied:
+            lease_store.request_cancel(session, job_id, at=ctx.clock())
+    return change
 
 
 def _state_conflict(job: Job, target: str) -> ConflictError:

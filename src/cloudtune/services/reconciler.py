@@ -1,6 +1,14 @@
-"""Keeps jobs true to their providers: asks each provider about its active jobs and applies
-the answers through the one status-change function. Load in a short transaction, ask the
-provider with no transaction open, then apply.
+"""Keeps jobs true to their providers: asks each provider about the active jobs this replica
+reconciles and applies the answers through the one status-change function. Load in a short
+transaction, ask the provider with no transaction open, then apply.
+
+Several replicas may share one database (DESIGN §7). Each pass a replica reconciles:
+- the local jobs it holds (`Pinned.holds`: started here); another replica's are left alone,
+  and their provider answers `NotMine` if asked;
+- the remote jobs whose lease it holds: every pass it renews its leases and takes free or
+  run-out ones (`store.leases.claim`), so one replica at a time polls a remote job and a
+  stopped replica's jobs move to another within `reconcile_lease_seconds`;
+- the cancels other replicas took for jobs it holds (`store.leases.request_cancel`).
 
 The reconciler is the only caller of a remote provider's `status` (which carries the job's
 logs, copied into the database as they arrive). Readers never call a provider: the job list's
@@ -14,17 +22,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from cloudtune.domain.costs import format_usd
-from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus, utcnow
+from cloudtune.domain.costs import cost_micros, format_usd
+from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus
 from cloudtune.errors import InvalidInputError, ProviderError
-from cloudtune.providers.base import ProviderStatus, Restorable, RestoredJob, RunsInBackground
-from cloudtune.services import costs, discovery
+from cloudtune.providers.base import (
+    NotMine,
+    Pinned,
+    ProviderStatus,
+    Restorable,
+    RestoredJob,
+    RunsInBackground,
+)
+from cloudtune.services import costs, discovery, leases
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
+from cloudtune.services.polling import PollSchedule
 from cloudtune.store import jobs as job_store
 from cloudtune.store import logs as log_store
 
@@ -33,10 +49,6 @@ log = logging.getLogger(__name__)
 # A job still `pending` with no provider reference this long after submit was lost in a crash
 # between writing it and handing it over.
 ORPHAN_AFTER = timedelta(minutes=15)
-# Remote jobs are asked every BACKOFF_START seconds after a change, doubling to BACKOFF_MAX
-# while nothing changes.
-BACKOFF_START = 2.0
-BACKOFF_MAX = 60.0
 # A reader asking for fresh status waits this long at most for the pass that checks its jobs,
 # then gets what the database has.
 READER_WAIT_SECONDS = 5.0
@@ -50,23 +62,13 @@ class SyncResult:
     discovered: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Poll:
-    """When a remote job is next polled, and when we last learned its state."""
-
-    next_at: float  # monotonic time of the next scheduled poll
-    interval: float  # the current backoff
-    fresh_at: float  # last provider call or verified webhook: the floor for readers' asks
-
-
 class Reconciler:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`monotonic` paces polls in this process; `ctx.clock` (wall time, shared by every
+        replica) dates leases and orphans."""
         self._ctx = ctx
-        # Per process: with several replicas each one polls every remote job until polling
-        # moves under a database lease (DESIGN §7, issue 9).
-        self._schedule: dict[str, _Poll] = {}
-        # Remote jobs readers asked about, checked by the next pass once their floor passed.
-        self._asked: set[str] = set()
+        self._replica = ctx.settings.replica
+        self._schedule = PollSchedule(ctx.settings, monotonic)
         self._passes_started = 0
         self._passes_done = 0
         self._pass_ended = asyncio.Condition()
@@ -78,7 +80,8 @@ class Reconciler:
         self._wake.set()
 
     async def start(self) -> None:
-        """Hand active jobs back to their providers, start provider loops, then poll."""
+        """Hand this replica's active jobs back to their providers, start provider loops,
+        then poll."""
         self._ctx.wake_reconciler = self.wake
         active = await self._ctx.in_thread(_load_active, self._ctx, None)
         for provider in self._ctx.providers.all():
@@ -92,7 +95,9 @@ class Reconciler:
                         secrets=await self._ctx.in_thread(job_secrets, self._ctx, job.job_id),
                     )
                     for job in active
-                    if job.provider == provider.name and job.provider_ref
+                    if job.provider == provider.name
+                    and job.provider_ref
+                    and (not isinstance(provider, Pinned) or provider.holds(handle_of(job)))
                 ]
                 await provider.restore(mine)
             if isinstance(provider, RunsInBackground):
@@ -109,8 +114,9 @@ class Reconciler:
                 await provider.stop()
 
     async def sync(self, provider: str | None = None) -> SyncResult:
-        """Check every active job (of one provider) now; raises ProviderError if it is down.
-        For callers who may see every job: it calls providers regardless of the schedule.
+        """Check every active job (of one provider) this replica reconciles now; raises
+        ProviderError if a provider is down. For callers who may see every job: it calls
+        providers regardless of the schedule. Jobs another replica holds are its to check.
         First, jobs whose create answer was lost are looked for at their provider
         (services/discovery.py; any replica may adopt one); those found are checked too."""
         discovered = await discovery.discover_lost_jobs(self._ctx, provider)
@@ -123,16 +129,12 @@ class Reconciler:
         """A reader wants fresh status of these (visible) jobs: mark the remote ones whose
         floor has passed for the next pass, and wake it. Never calls a provider itself.
         True if any of them waits for a pass."""
-        now = time.monotonic()
         marked = pending = False
         for job in jobs:
             if job.provider_ref is None or not job.is_active or not self._is_remote(job):
                 continue
-            if job.job_id in self._asked:
-                pending = True
-            elif self._floor_passed(job.job_id, now):
-                self._asked.add(job.job_id)
-                marked = pending = True
+            now_marked, waits = self._schedule.ask(job.job_id)
+            marked, pending = marked or now_marked, pending or waits
         if marked:
             self.wake()
         return pending
@@ -158,8 +160,7 @@ class Reconciler:
     def checked_by_webhook(self, job_id: str) -> None:
         """A verified webhook just told us about this job: the next poll can wait, and readers
         asking meanwhile get what it said."""
-        now = time.monotonic()
-        self._schedule[job_id] = _Poll(now + BACKOFF_START, BACKOFF_START, now)
+        self._schedule.checked_by_webhook(job_id)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -169,15 +170,52 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
             self._wake.clear()
-            self._passes_started += 1
-            try:
-                await self._reconcile(None, everything=False)
-            except Exception:  # the loop must survive one bad pass
-                log.exception("reconcile pass failed")
-            finally:
-                self._passes_done += 1
-                async with self._pass_ended:
-                    self._pass_ended.notify_all()
+            await self.run_pass()
+
+    async def run_pass(self) -> None:
+        """One pass of the loop (also what tests drive, with injected clocks)."""
+        self._passes_started += 1
+        try:
+            await self._reconcile(None, everything=False)
+        except Exception:  # the loop must survive one bad pass
+            log.exception("reconcile pass failed")
+        finally:
+            self._passes_done += 1
+            async with self._pass_ended:
+                self._pass_ended.notify_all()
+
+    def _lease_ttl(self) -> timedelta:
+        # A lease shorter than two passes would lapse between renewals of a live holder.
+        settings = self._ctx.settings
+        seconds = max(settings.reconcile_lease_seconds, 2 * settings.reconcile_interval_seconds)
+        return timedelta(seconds=seconds)
+
+    async def _mine(self, jobs: list[Job]) -> list[Job]:
+        """The jobs this replica reconciles this pass: its own local jobs, the remote jobs whose
+        lease it renewed or took, and jobs not yet handed to a provider (database only)."""
+        remote = [job.job_id for job in jobs if job.provider_ref and self._is_remote(job)]
+        held = await self._ctx.in_thread(
+            leases.claim_for_pass,
+            self._ctx,
+            remote,
+            self._replica,
+            self._ctx.clock(),
+            self._lease_ttl(),
+        )
+        mine = []
+        for job in jobs:
+            if job.provider_ref is None or job.job_id in held:
+                mine.append(job)
+            elif job.job_id not in remote and self._holds(job):
+                mine.append(job)
+        return mine
+
+    def _holds(self, job: Job) -> bool:
+        try:
+            provider = self._ctx.providers.get(job.provider)
+        except InvalidInputError:  # a provider this server no longer has
+            return False
+        return not isinstance(provider, Pinned) or provider.holds(handle_of(job))
 
     async def _enforce_cost_caps(self, jobs: list[Job]) -> int:
         """Cancel jobs whose cost so far reached their `max_cost_usd`, and say why."""
@@ -197,99 +235,94 @@ class Reconciler:
             cancelled += await self._ctx.in_thread(_cancel_for_cost, self._ctx, job, reason)
         return cancelled
 
+    async def _act_on_cancel_requests(self) -> int:
+        """Stop the jobs this replica holds that a cancel through another replica asked to
+        stop (the API already answered `cancelled`)."""
+        asked = await self._ctx.in_thread(leases.load_cancel_requests, self._ctx)
+        done = 0
+        for job in asked:
+            if job.provider_ref is not None and not self._holds(job):
+                continue
+            if job.provider_ref is not None:
+                try:
+                    await self._ctx.providers.get(job.provider).cancel(handle_of(job))
+                except ProviderError:
+                    log.warning("job %s: provider did not take the cancel; next pass", job.job_id)
+                    continue
+            log.info("job %s: stopped on a cancel taken by another replica", job.job_id)
+            done += await self._ctx.in_thread(leases.finish_cancel_request, self._ctx, job.job_id)
+        return done
+
     def _is_remote(self, job: Job) -> bool:
         try:
             return self._ctx.providers.get(job.provider).poll_with_backoff
         except InvalidInputError:  # a provider this server no longer has
             return False
 
-    def _floor_passed(self, job_id: str, now: float) -> bool:
-        poll = self._schedule.get(job_id)
-        return poll is None or now >= poll.fresh_at + self._ctx.settings.reconcile_interval_seconds
-
-    def _due(self, job: Job, remote: bool, everything: bool) -> bool:
-        if everything or not remote:
-            return True
-        now = time.monotonic()
-        poll = self._schedule.get(job.job_id)
-        if poll is None or now >= poll.next_at:
-            return True
-        return job.job_id in self._asked and self._floor_passed(job.job_id, now)
-
-    def _before_call(self, job_id: str) -> None:
-        self._asked.discard(job_id)
-        now = time.monotonic()
-        poll = self._schedule.get(job_id)
-        if poll is None:
-            self._schedule[job_id] = _Poll(now, BACKOFF_START / 2, now)
-        else:
-            self._schedule[job_id] = replace(poll, fresh_at=now)
-
-    def _after_check(self, job_id: str, changed: bool) -> None:
-        """Back off while nothing changes (a failed call counts as no change, so a broken job
-        is not asked every pass), never below the reconcile interval."""
-        now = time.monotonic()
-        poll = self._schedule.get(job_id) or _Poll(now, BACKOFF_START / 2, now)
-        ceiling = min(BACKOFF_MAX, self._ctx.settings.reconcile_backoff_max_seconds)
-        interval = min(BACKOFF_START, ceiling) if changed else min(ceiling, poll.interval * 2)
-        interval = max(interval, self._ctx.settings.reconcile_interval_seconds)
-        self._schedule[job_id] = _Poll(now + interval, interval, poll.fresh_at)
-
     async def _reconcile(self, provider_name: str | None, *, everything: bool) -> SyncResult:
         """One pass. `everything` (an explicit sync) checks every job now and raises the first
         provider error; the loop's passes follow the schedule and log errors."""
         async with self._lock:
-            jobs = await self._ctx.in_thread(_load_active, self._ctx, provider_name)
-            active = {job.job_id for job in jobs}
-            for job_id in list(self._schedule):
-                if job_id not in active:
-                    del self._schedule[job_id]
-            self._asked &= active
-            updated = await self._enforce_cost_caps(jobs)
+            loaded = await self._ctx.in_thread(_load_active, self._ctx, provider_name)
+            started = self._ctx.clock()
+            jobs = await self._mine(loaded)
+            self._schedule.keep_only(job.job_id for job in jobs)
+            updated = await self._act_on_cancel_requests()
+            updated += await self._enforce_cost_caps(jobs)
             for job in jobs:
                 if job.provider_ref is None:
-                    if utcnow() - job.created_at > ORPHAN_AFTER:
+                    if self._ctx.clock() - job.created_at > ORPHAN_AFTER:
                         updated += await self._ctx.in_thread(_fail_orphan, self._ctx, job)
                     continue
-                remote = False
-                try:
-                    provider = self._ctx.providers.get(job.provider)
-                    remote = provider.poll_with_backoff
-                    if not self._due(job, remote, everything):
-                        continue
-                    if remote:
-                        self._before_call(job.job_id)
-                    with self._ctx.metrics.provider_calls.labels(job.provider, "status").time():
-                        status = await provider.status(handle_of(job))
-                except ProviderError:
-                    self._ctx.metrics.provider_errors.labels(job.provider, "status").inc()
-                    if remote:
-                        self._after_check(job.job_id, changed=False)
-                    if everything:
-                        raise
-                    log.warning("job %s: provider %s did not answer", job.job_id, job.provider)
-                    continue
-                except Exception as exc:
-                    if remote:
-                        self._after_check(job.job_id, changed=False)
-                    if everything:
-                        raise ProviderError(
-                            f"{job.provider}: {type(exc).__name__}: {exc}", provider=job.provider
-                        ) from exc
-                    log.exception("job %s: status check failed", job.job_id)
-                    continue
-                changed = await self._ctx.in_thread(apply_provider_status, self._ctx, job, status)
-                if remote:
-                    self._after_check(job.job_id, changed)
-                updated += int(changed)
+                if self._ctx.clock() >= started + self._lease_ttl():
+                    # A pass this long may have outlived its leases: renew them first.
+                    log.warning("reconcile pass outlived its leases; the rest waits")
+                    break
+                updated += await self._check(job, everything)
             return SyncResult(updated=updated)
+
+    async def _check(self, job: Job, everything: bool) -> int:
+        """Ask the provider about one job if it is due; 1 if what it said changed the job."""
+        remote = False
+        try:
+            provider = self._ctx.providers.get(job.provider)
+            remote = provider.poll_with_backoff
+            if remote and not everything and not self._schedule.due(job.job_id):
+                return 0
+            if remote:
+                self._schedule.before_call(job.job_id)
+            with self._ctx.metrics.provider_calls.labels(job.provider, "status").time():
+                status = await provider.status(handle_of(job))
+        except ProviderError:
+            self._ctx.metrics.provider_errors.labels(job.provider, "status").inc()
+            if remote:
+                self._schedule.after_check(job.job_id, changed=False)
+            if everything:
+                raise
+            log.warning("job %s: provider %s did not answer", job.job_id, job.provider)
+            return 0
+        except Exception as exc:
+            if remote:
+                self._schedule.after_check(job.job_id, changed=False)
+            if everything:
+                raise ProviderError(
+                    f"{job.provider}: {type(exc).__name__}: {exc}", provider=job.provider
+                ) from exc
+            log.exception("job %s: status check failed", job.job_id)
+            return 0
+        if isinstance(status, NotMine):  # another replica took it meanwhile: its to judge
+            return 0
+        changed = await self._ctx.in_thread(apply_provider_status, self._ctx, job, status)
+        if remote:
+            self._schedule.after_check(job.job_id, changed=changed)
+        return int(changed)
 
 
 def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> bool:
     """Write what the provider said; True if anything changed (no transaction if nothing did)."""
     fields: dict[str, object] = {}
     if status.billed_seconds is not None and job.price_per_hour_micros is not None:
-        cost = int(job.price_per_hour_micros * status.billed_seconds / 3600)
+        cost = cost_micros(job.price_per_hour_micros, status.billed_seconds)
         if cost != job.cost_micros:
             fields["cost_micros"] = cost
     new_logs = status.logs is not None and hash(status.logs) != ctx.logs_seen.get(job.job_id)
@@ -306,7 +339,7 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
         if fields:
             job_store.update_job_fields(session, job.job_id, **fields)
         if new_logs and status.logs is not None:
-            log_store.save_logs(session, job.job_id, status.logs, utcnow())
+            log_store.save_logs(session, job.job_id, status.logs, ctx.clock())
         if status.status != job.status:
             change = job_store.switch_job_status(
                 session,
