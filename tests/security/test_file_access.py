@@ -263,7 +263,7 @@ class TestProbeFindings:
         key = await submit_only_key(client)
         dataset = data_root / "shapes"
         (dataset / "img0.txt").unlink()
-        (dataset / "img0.txt").symlink_to(settings.home / "secrets.key")
+        (dataset / "img0.txt").symlink_to(settings.home / "secrets-encryption.key")
         response = await client.post(
             SUBMIT, json=job_body(dataset, Path("x")), headers=bearer(key)
         )

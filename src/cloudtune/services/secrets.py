@@ -1,5 +1,6 @@
 """Secrets at rest (provider tokens, job and config secrets): Fernet encryption with a key from
-the environment (`CLOUDTUNE_SECRETS_KEY`) or a key file in the home folder (mode 600)."""
+the environment (`CLOUDTUNE_SECRETS_KEY`) or the key file `secrets-encryption.key` in the home
+folder (mode 600; see services/key_files.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from cloudtune.services.key_files import SECRETS_ENCRYPTION_KEY, key_path
 from cloudtune.settings import Settings
-
-KEY_FILE = "secrets.key"
 
 
 class SecretBox:
@@ -23,7 +23,7 @@ class SecretBox:
     def from_settings(cls, settings: Settings) -> SecretBox:
         if settings.secrets_key is not None:
             return cls(settings.secrets_key.get_secret_value().encode())
-        return cls(_load_or_create(settings.home / KEY_FILE))
+        return cls(_load_or_create(key_path(settings.home, SECRETS_ENCRYPTION_KEY)))
 
     @staticmethod
     def new_key() -> bytes:

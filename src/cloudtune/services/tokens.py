@@ -2,7 +2,7 @@
 
 A job's trainer-webhook token is HMAC(server key, job id): the server can recompute it after a
 restart (to hand to a re-queued trainer) and check it without a table of tokens. The key lives
-in the home folder with mode 600.
+in the home folder, `token-signing.key`, with mode 600 (see services/key_files.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-KEY_FILE = "secret.key"
+from cloudtune.services.key_files import TOKEN_SIGNING_KEY, key_path
 
 
 class TokenSigner:
@@ -22,7 +22,7 @@ class TokenSigner:
 
     @classmethod
     def from_home(cls, home: Path) -> TokenSigner:
-        return cls(load_or_create_key(home / KEY_FILE))
+        return cls(load_or_create_key(key_path(home, TOKEN_SIGNING_KEY)))
 
     def sign(self, message: str) -> str:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
