@@ -7,6 +7,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 MICROS_PER_USD = 1_000_000
+MICROS_PER_SECOND = 1_000_000
+SECONDS_PER_HOUR = 3600
 
 
 def usd_to_micros(value: Decimal | float | int | str) -> int:
@@ -32,10 +34,32 @@ def format_usd(micros: int) -> str:
     return f"{sign}${text}"
 
 
-def cost_micros(price_per_hour_micros: int, seconds: float | Decimal) -> int:
-    """price × billed seconds, rounded to the micro-dollar."""
-    exact = Decimal(price_per_hour_micros) * Decimal(str(seconds)) / Decimal(3600)
-    return int(exact.to_integral_value(ROUND_HALF_UP))
+def cost_micros(price_per_hour_micros: int, duration: timedelta | Decimal | int | float) -> int:
+    """The one price × time of the code base: what `duration` costs at an hourly price, in
+    integer micro-dollars, rounded half up to the micro-dollar (half a micro-dollar and more
+    rounds up). A timedelta counts its exact microseconds; a number of seconds is read as its
+    decimal text (a float 0.1 is 0.1 s, not 0.1000000000000000055…). A negative duration (a
+    clock stepped back) costs nothing."""
+    exact = Decimal(price_per_hour_micros) * _seconds(duration) / SECONDS_PER_HOUR
+    return max(0, int(exact.to_integral_value(ROUND_HALF_UP)))
+
+
+def estimate_cost_micros(
+    price_per_hour_micros: int, steps: int, steps_per_second: Decimal | float
+) -> int:
+    """What `steps` training steps cost at `steps_per_second`, by `cost_micros`."""
+    speed = Decimal(str(steps_per_second))
+    if steps <= 0 or speed <= 0:
+        raise ValueError("an estimate needs a positive number of steps and a positive speed")
+    return cost_micros(price_per_hour_micros, Decimal(steps) / speed)
+
+
+def _seconds(duration: timedelta | Decimal | int | float) -> Decimal:
+    if isinstance(duration, timedelta):
+        return Decimal(duration // timedelta(microseconds=1)) / MICROS_PER_SECOND
+    if isinstance(duration, Decimal):
+        return duration
+    return Decimal(str(duration))
 
 
 class Period(StrEnum):

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from cloudtune.domain.costs import cost_micros
+
 
 class JobStatus(StrEnum):
     PENDING = "pending"
@@ -156,8 +158,7 @@ class Job:
         if self.price_per_hour_micros is None or self.started_at is None:
             return None
         end = self.completed_at or now or utcnow()
-        micro_seconds = max(0, int((end - self.started_at).total_seconds() * 1_000_000))
-        return self.price_per_hour_micros * micro_seconds // (3600 * 1_000_000)
+        return cost_micros(self.price_per_hour_micros, end - self.started_at)
 
     def duration_seconds(self, now: datetime | None = None) -> float | None:
         if self.started_at is None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from cloudtune.domain.costs import (
     Period,
+    estimate_cost_micros,
     format_usd,
     micros_to_usd,
     period_end,
@@ -46,10 +47,9 @@ def estimate_micros(
     ][:LEARN_FROM]
     if rates:
         speed = sum(rates) / len(rates)
-    if not steps or speed <= 0:
+    if not steps or steps < 0 or speed <= 0:
         return None, speed
-    seconds = steps / speed
-    return profile.price_per_hour_micros * int(seconds * 1000) // 3_600_000, speed
+    return estimate_cost_micros(profile.price_per_hour_micros, steps, speed), speed
 
 
 # -- spending limits ------------------------------------------------------------------------
