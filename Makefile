@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch==2.13.0 (trainer extra) is the CPU build that ships on this machine image.
-	$(BIN)/pip install --quiet -e '.[dev,trainer]'
+	$(BIN)/pip install --quiet -e '.[dev,trainer,postgres]'
 	touch $(STAMP)
 
 run: install

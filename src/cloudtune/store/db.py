@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloudtune.store.drivers import require_driver
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -43,6 +45,7 @@ class Database:
             kwargs["pool_size"] = 20
             kwargs["max_overflow"] = 40
             kwargs["pool_pre_ping"] = True
+        require_driver(url)  # a clear error rather than SQLAlchemy's ImportError
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)

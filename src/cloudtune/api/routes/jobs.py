@@ -35,7 +35,7 @@ router = APIRouter(
     responses=error_responses(400, 401, 402, 403, 404, 408, 409, 413, 422, 502, 503),
 )
 
-ProviderQuery = Annotated[str, Query(description="local, replicate or ray")]
+ProviderQuery = Annotated[str, Query(description="local or replicate")]
 
 
 def _json(data: object) -> Response:
