@@ -44,14 +44,18 @@ def test_a_lease_that_ran_out_is_taken_over(db: Database) -> None:
 def test_leases_are_released_by_their_holder_and_when_jobs_end(db: Database) -> None:
     a = create_job(db, provider="replicate", status=JobStatus.RUNNING)
     b = create_job(db, provider="replicate", status=JobStatus.RUNNING)
-    claim(db, [a.job_id, b.job_id], "r1", T0)
+    ended = create_job(db, provider="replicate", status=JobStatus.FAILED)
+    claim(db, [a.job_id, b.job_id, ended.job_id], "r1", T0)
     with db.write() as session:
         assert leases.release(session, [a.job_id], owner="r2") == 0
         assert leases.release(session, [a.job_id], owner="r1") == 1
+        # The one status-change function drops the lease of a job that ends...
         job_store.switch_job_status(session, b.job_id, JobStatus.COMPLETED)
+        assert set(leases.holders(session, [b.job_id, ended.job_id])) == {ended.job_id}
+        # ...and a lease an ended job kept anyway is dropped by the next pass.
         assert leases.release_ended(session) == 1
     with db.read() as session:
-        assert leases.holders(session, [a.job_id, b.job_id]) == {}
+        assert leases.holders(session, [a.job_id, b.job_id, ended.job_id]) == {}
     # A free job is anyone's again at once.
     assert claim(db, [a.job_id], "r2", T0) == {a.job_id}
 

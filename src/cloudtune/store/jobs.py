@@ -20,7 +20,13 @@ from cloudtune.domain.jobs import (
     can_transition,
     utcnow,
 )
-from cloudtune.store.tables import IdempotencyKeyModel, JobCountModel, JobEventModel, JobModel
+from cloudtune.store.tables import (
+    IdempotencyKeyModel,
+    JobCountModel,
+    JobEventModel,
+    JobLeaseModel,
+    JobModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +231,9 @@ def switch_job_status(
             message=message or error_message,
         )
     )
+    if new_status.is_terminal:
+        # An ended job is polled by no replica: its lease (store.leases) goes with it.
+        session.execute(delete(JobLeaseModel).where(JobLeaseModel.job_id == job_id))
     for status, delta in sorted(((previous.value, -1), (new_status.value, 1))):
         _bump_count(session, job.user_id, job.provider, job.job_type.value, status, delta)
     updated = get_job(session, job_id)

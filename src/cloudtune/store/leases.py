@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, Table, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,8 +20,8 @@ from cloudtune.domain.jobs import TERMINAL_STATUSES, Job
 from cloudtune.store.jobs import _to_job
 from cloudtune.store.tables import JobLeaseModel, JobModel
 
-_leases = JobLeaseModel.__table__
-_jobs = JobModel.__table__
+_leases = cast(Table, JobLeaseModel.__table__)
+_jobs = cast(Table, JobModel.__table__)
 
 
 def claim(
@@ -64,14 +65,16 @@ def release(session: Session, job_ids: Iterable[str], *, owner: str) -> int:
     result = session.execute(
         delete(_leases).where(_leases.c.job_id.in_(ids), _leases.c.owner == owner)
     )
-    return int(result.rowcount)
+    return int(cast(CursorResult[object], result).rowcount)
 
 
 def release_ended(session: Session) -> int:
-    """Drop the leases of jobs that have ended, whoever held them: nothing polls those."""
+    """Drop the leases of jobs that have ended, whoever held them: nothing polls those.
+    (`store.jobs.switch_job_status` drops a job's lease as it ends; this catches leases a
+    job kept through a status change made by an older server.)"""
     ended = select(_jobs.c.job_id).where(_jobs.c.status.in_([s.value for s in TERMINAL_STATUSES]))
     result = session.execute(delete(_leases).where(_leases.c.job_id.in_(ended)))
-    return int(result.rowcount)
+    return int(cast(CursorResult[object], result).rowcount)
 
 
 # -- cancel requests: a cancel taken by a replica that does not hold the job -----------------
