@@ -33,19 +33,3 @@ class HardwareProfile:
             "price_per_hour_usd": self.price_per_hour_micros / 1_000_000,
             "default_steps_per_second": self.default_steps_per_second,
         }
-
-
-def cloud_profiles(
-    *, h100_hourly_micros: int, l40s_hourly_micros: int, provider: str = "replicate"
-) -> dict[str, HardwareProfile]:
-    profiles: dict[str, HardwareProfile] = {}
-    for gpu, label, vram, hourly, speed in (
-        ("h100", "H100", 80, h100_hourly_micros, 1.0),
-        ("l40s", "L40S", 48, l40s_hourly_micros, 0.5),
-    ):
-        for count in (1, 2, 4, 8):
-            name = gpu if count == 1 else f"{gpu}-x{count}"
-            profiles[name] = HardwareProfile(
-                name, provider, label, count, vram, hourly * count, speed * count
-            )
-    return profiles
