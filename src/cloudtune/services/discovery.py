@@ -6,6 +6,10 @@ with no reference while the provider may be running it (and billing for it). A p
 `Discovers` lists what it runs for us by our job ids; each such job gets its reference and
 moves to `queued`, and the reconciler follows it from then on like any other.
 
+`POST /api/cloud/jobs/sync` looks for every such job (`discover_lost_jobs`); the reconciler
+settles the ones lost long enough ago (`settle_orphans`): adopted when found, failed when their
+provider says it does not run them, left for the next pass when it cannot be asked.
+
 Load the lost jobs (short transaction), ask the provider (no transaction), then adopt each job
 in its own transaction, only if it still has no reference (a submit still in flight may have
 written the same reference meanwhile).
@@ -18,7 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 from cloudtune.domain.jobs import Job, JobStatus, JobType
-from cloudtune.errors import InvalidInputError
+from cloudtune.errors import InvalidInputError, ProviderError
 from cloudtune.providers.base import Discovers, ProviderHandle
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
@@ -50,6 +54,35 @@ async def discover_lost_jobs(ctx: Context, provider_name: str | None = None) -> 
     return adopted
 
 
+async def settle_orphans(ctx: Context, orphans: list[Job]) -> int:
+    """Jobs still without a provider reference long after their submit: adopt those their
+    provider runs, fail the rest. A provider that cannot be asked now leaves its jobs for the
+    next pass (failing them could leave a prediction running unseen). The number changed."""
+    by_provider: dict[str, list[Job]] = defaultdict(list)
+    for job in orphans:
+        by_provider[job.provider].append(job)
+    changed = 0
+    for name, jobs in by_provider.items():
+        found: dict[str, ProviderHandle] = {}
+        try:
+            provider = ctx.providers.get(name)
+        except InvalidInputError:
+            provider = None
+        if isinstance(provider, Discovers):
+            try:
+                found = await provider.discover([job.job_id for job in jobs])
+            except ProviderError as exc:
+                log.warning("%s: lost jobs not looked for (%s); next pass", name, exc)
+                continue
+        for job in jobs:
+            handle = found.get(job.job_id)
+            if handle is not None:
+                changed += await ctx.in_thread(_adopt, ctx, job.job_id, handle)
+            else:
+                changed += await ctx.in_thread(_fail_lost, ctx, job)
+    return changed
+
+
 def _load_lost(ctx: Context, provider_name: str | None) -> list[Job]:
     with ctx.db.read() as session:
         active = job_store.list_active_jobs(session, provider=provider_name)
@@ -69,3 +102,18 @@ def _adopt(ctx: Context, job_id: str, handle: ProviderHandle) -> bool:
             session, job_id, JobStatus.QUEUED, message="found at the provider by a sync"
         )
     return True
+
+
+def _fail_lost(ctx: Context, job: Job) -> bool:
+    with ctx.db.write() as session:
+        current = job_store.get_job(session, job.job_id, for_update=True)
+        if current is None or current.provider_ref is not None:
+            return False  # adopted meanwhile (by a sync, or another replica)
+        change = job_store.switch_job_status(
+            session,
+            job.job_id,
+            JobStatus.FAILED,
+            error_message="the server stopped before the job reached its provider; "
+            "submit it again",
+        )
+    return bool(change and change.applied)

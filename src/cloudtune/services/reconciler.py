@@ -269,10 +269,15 @@ class Reconciler:
             self._schedule.keep_only(job.job_id for job in jobs)
             updated = await self._act_on_cancel_requests()
             updated += await self._enforce_cost_caps(jobs)
+            # Lost before their provider answered: adopted if it runs them, else failed.
+            orphans = [
+                job
+                for job in jobs
+                if job.provider_ref is None and self._ctx.clock() - job.created_at > ORPHAN_AFTER
+            ]
+            updated += await discovery.settle_orphans(self._ctx, orphans)
             for job in jobs:
                 if job.provider_ref is None:
-                    if self._ctx.clock() - job.created_at > ORPHAN_AFTER:
-                        updated += await self._ctx.in_thread(_fail_orphan, self._ctx, job)
                     continue
                 if self._ctx.clock() >= started + self._lease_ttl():
                     # A pass this long may have outlived its leases: renew them first.
@@ -372,17 +377,5 @@ def _cancel_for_cost(ctx: Context, job: Job, reason: str) -> int:
     with ctx.db.write() as session:
         change = job_store.switch_job_status(
             session, job.job_id, JobStatus.CANCELLED, message=reason, error_message=reason
-        )
-    return int(bool(change and change.applied))
-
-
-def _fail_orphan(ctx: Context, job: Job) -> int:
-    with ctx.db.write() as session:
-        change = job_store.switch_job_status(
-            session,
-            job.job_id,
-            JobStatus.FAILED,
-            error_message="the server stopped before the job reached its provider; "
-            "submit it again",
         )
     return int(bool(change and change.applied))

@@ -195,3 +195,35 @@ class TestSyncDiscovers:
         del fake.fail_paths["/v1/predictions"]
         synced = (await client.post("/api/cloud/jobs/sync", json={})).json()
         assert synced["discovered"] == 1
+
+
+class TestOrphans:
+    """The reconciler settles jobs lost 15 minutes ago or more on its own, without a sync."""
+
+    async def test_found_ones_are_adopted_the_rest_failed_and_recent_ones_left(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        long_ago = datetime.now(UTC) - timedelta(minutes=20)
+        running = lost_job(client, created_at=long_ago)
+        vanished = lost_job(client, created_at=long_ago)
+        recent = lost_job(client)
+        prediction_id = await create_tagged(fake, running.job_id)
+
+        assert (await wait_terminal(client, vanished.job_id))["status"] == "failed"
+        job = await wait_terminal(client, running.job_id)
+        assert job["status"] == "completed"
+        assert job["metadata"]["prediction_id"] == prediction_id
+        assert (await job_of(client, recent.job_id))["status"] == "pending"
+
+    async def test_while_replicate_cannot_be_asked_nothing_is_failed(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        fake.fail_paths["/v1/predictions"] = (503, "Service unavailable")
+        lost = lost_job(client, created_at=datetime.now(UTC) - timedelta(minutes=20))
+        deadline = time.monotonic() + 30
+        while fake.calls[LIST] < 2:  # two passes asked, and failed
+            assert time.monotonic() < deadline, "the reconciler never looked"
+            await asyncio.sleep(0.05)
+        assert (await job_of(client, lost.job_id))["status"] == "pending"
+        del fake.fail_paths["/v1/predictions"]
+        assert (await wait_terminal(client, lost.job_id))["status"] == "failed"
