@@ -20,21 +20,27 @@ from sqlalchemy.engine import make_url
 
 from cloudtune.api.app import create_app
 from cloudtune.domain.jobs import JobStatus
+from cloudtune.providers.local.processes import PROCESS_FILE
 from cloudtune.settings import LocalProviderSettings, Settings
 from cloudtune.store.db import Database
 from tests.pg import PostgresCluster
 
 
 @pytest.fixture(autouse=True)
-def _no_trainer_left_behind(tmp_path: Path) -> Iterator[None]:
+def _no_trainer_left_behind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
     """Trainers outlive their server by design (re-adoption); a test, failed or not, must not
-    leave its own running."""
+    leave its own running. A test that started one must say so with the `trainer` marker,
+    which `make test-fast` leaves out: the marker cannot silently go stale."""
     yield
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info.get("cmdline") or []
         if "cloudtune.trainer.launch" in cmdline and any(str(tmp_path) in a for a in cmdline):
             with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+    if request.node.get_closest_marker("trainer") is None:
+        started = next(tmp_path.rglob(f"runs/*/{PROCESS_FILE}"), None)
+        if started is not None:
+            pytest.fail(f"this test started a trainer ({started.parent.name}): mark it `trainer`")
 
 
 @pytest.fixture(scope="session")

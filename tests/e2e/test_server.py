@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import TERMINAL, free_port
 from tests.factories import job_body, make_dataset
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.trainer]
 
 
 class ServerProcess:

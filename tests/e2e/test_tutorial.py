@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.test_server import ServerProcess
 
 TUTORIAL = Path(__file__).resolve().parents[3] / "shared" / "acceptance" / "tutorial.sh"
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.trainer]
 
 
 def require_tutorial() -> Path:

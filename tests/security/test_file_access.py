@@ -135,6 +135,7 @@ async def setup_token(client: httpx.AsyncClient) -> str:
 
 
 class TestOutputsAndModelFiles:
+    @pytest.mark.trainer
     async def test_outputs_land_under_the_callers_own_folder(
         self, client: httpx.AsyncClient, data_root: Path, settings: Settings
     ) -> None:
@@ -274,6 +275,7 @@ class TestProbeFindings:
     @pytest.mark.parametrize(
         "raw", ["/tmp/x\u0000/../etc", "a\u0000b", "a" * 300, "b/" * 3000, "x/../../../../etc"]
     )
+    @pytest.mark.trainer
     async def test_odd_paths_are_refused_not_500(
         self, client: httpx.AsyncClient, data_root: Path, settings: Settings, raw: str
     ) -> None:

@@ -55,6 +55,7 @@ async def test_deep_configs_are_refused(
     assert (await client.get("/api/configs")).json()["configs"] == []
 
 
+@pytest.mark.trainer
 async def test_nesting_within_the_limit_is_stored_and_read_back(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:

@@ -159,6 +159,7 @@ async def test_two_users_creating_one_name_at_once(
 
 
 class TestJobSecrets:
+    @pytest.mark.trainer
     async def test_secrets_reach_the_trainer_by_environment_only(
         self,
         client: httpx.AsyncClient,
@@ -191,6 +192,7 @@ class TestJobSecrets:
         assert HUB_TOKEN not in stored_everywhere(client, settings)
         await client.post(f"/api/cloud/jobs/{job_id}/cancel")
 
+    @pytest.mark.trainer
     async def test_the_home_and_its_files_are_the_server_users_alone(
         self, client: httpx.AsyncClient, dataset: Path, settings: Settings
     ) -> None:

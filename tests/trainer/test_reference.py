@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from cloudtune.trainer.launch import run
 from tests.factories import job_body, make_dataset
+
+pytestmark = pytest.mark.trainer
 
 
 def test_loss_goes_down_and_outputs_are_written(tmp_path: Path) -> None:

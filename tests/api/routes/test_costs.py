@@ -61,6 +61,7 @@ async def test_hardware_profiles_and_prices(client: httpx.AsyncClient) -> None:
     assert local["provider"] == "local" and local["price_per_hour_usd"] == 3600.0
 
 
+@pytest.mark.trainer
 async def test_block_refuses_the_submit_that_would_cross_and_accepts_next_period(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
@@ -92,6 +93,7 @@ async def test_block_refuses_the_submit_that_would_cross_and_accepts_next_period
     assert accepted.json()["cost_limit_warning"] is None
 
 
+@pytest.mark.trainer
 async def test_warn_answers_with_a_warning(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
@@ -135,6 +137,7 @@ async def test_the_estimate_uses_the_price_and_learned_speed(
     assert learned["estimated_cost_usd"] == pytest.approx(1.0)
 
 
+@pytest.mark.trainer
 async def test_a_per_job_cap_cancels_a_running_local_job(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:

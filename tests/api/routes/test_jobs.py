@@ -44,6 +44,7 @@ def assert_envelope(response: httpx.Response, status: int, code: str | None = No
 
 
 class TestSubmit:
+    @pytest.mark.trainer
     async def test_inline_submit_runs_to_completion(
         self, client: httpx.AsyncClient, body: dict[str, Any], tmp_path: Path
     ) -> None:
@@ -65,6 +66,7 @@ class TestSubmit:
         assert statuses == ["pending", "queued", "running", "completed"]
         assert any(e["kind"] == "progress" for e in events)
 
+    @pytest.mark.trainer
     async def test_submit_by_config_name(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:
@@ -77,6 +79,7 @@ class TestSubmit:
         job = (await client.get(f"/api/cloud/jobs/{response.json()['job_id']}")).json()["job"]
         assert job["config_name"] == "my-config" and job["tracker_run_name"] == "run-1"
 
+    @pytest.mark.trainer
     async def test_job_json_has_no_secret(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:
@@ -89,6 +92,7 @@ class TestSubmit:
         snapshot = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]["config_snapshot"]
         assert snapshot["config"]["--hub_token"] == "***"
 
+    @pytest.mark.trainer
     async def test_fifty_concurrent_identical_submits_make_one_job(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:
@@ -261,6 +265,7 @@ class TestLifecycle:
         assert response.json() == {"success": True, "job_id": running}
         assert_envelope(await client.get(f"/api/cloud/jobs/{running}"), 404, "job_not_found")
 
+    @pytest.mark.trainer
     async def test_cancelling_a_finished_job_is_a_conflict(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:
@@ -271,6 +276,7 @@ class TestLifecycle:
             await client.post(f"/api/cloud/jobs/{job_id}/cancel"), 409, "invalid_job_state"
         )
 
+    @pytest.mark.trainer
     async def test_list_total_and_pagination(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:
@@ -293,6 +299,7 @@ class TestLifecycle:
 
 
 class TestTrainerWebhook:
+    @pytest.mark.trainer
     async def test_progress_needs_the_jobs_own_token(
         self, client: httpx.AsyncClient, body: dict[str, Any]
     ) -> None:

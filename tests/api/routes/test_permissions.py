@@ -84,6 +84,7 @@ async def check_principal(
     return wrong
 
 
+@pytest.mark.trainer
 async def test_permission_matrix(client: httpx.AsyncClient, settings: Settings) -> None:
     # With users, datasets are read from the data roots (default <home>/datasets) and a
     # relative output folder lands in the caller's own outputs.

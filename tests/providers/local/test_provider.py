@@ -60,6 +60,7 @@ def test_it_refuses_what_it_cannot_train(tmp_path: Path) -> None:
         provider.check(build_spec({"max_train_steps": 3}, []))
 
 
+@pytest.mark.trainer
 async def test_one_job_at_a_time_on_the_cpu_and_cancel_of_a_queued_job(tmp_path: Path) -> None:
     provider = provider_for(tmp_path, max_concurrent_jobs=1)
     await provider.start(lambda: None)
@@ -83,6 +84,7 @@ async def test_one_job_at_a_time_on_the_cpu_and_cancel_of_a_queued_job(tmp_path:
         await provider.stop()
 
 
+@pytest.mark.trainer
 async def test_a_trainer_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     stubborn = tmp_path / "stubborn-python"
     stubborn.write_text(
@@ -110,6 +112,7 @@ async def test_a_trainer_that_ignores_sigterm_is_killed_after_the_grace(tmp_path
         await provider.stop()
 
 
+@pytest.mark.trainer
 async def test_a_crashing_trainer_fails_with_its_error(tmp_path: Path) -> None:
     provider = provider_for(tmp_path)
     await provider.start(lambda: None)
@@ -127,6 +130,7 @@ async def test_a_crashing_trainer_fails_with_its_error(tmp_path: Path) -> None:
         await provider.stop()
 
 
+@pytest.mark.trainer
 async def test_a_new_provider_re_adopts_a_live_trainer_and_fails_a_dead_one(
     tmp_path: Path,
 ) -> None:
