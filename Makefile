@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -22,9 +22,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The test suite starts its own throwaway PostgreSQL cluster (see tests/pg.py).
+# The test suite starts its own throwaway PostgreSQL cluster per worker (see tests/pg.py).
+# Most tests wait on servers and subprocesses, so more workers than cores pays off.
+WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS)
+
+# Everything: both databases, trainer runs, real server processes.
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
+
+# SQLite only, no trainer runs, no server processes: a few minutes.
+test-fast: install lint
+	$(PYTEST) -m "not postgres and not trainer and not e2e"
 
 bench: install
 	$(BIN)/python bench/api.py
