@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from cloudtune.store.tables import (
 
 log = logging.getLogger(__name__)
 
-_jobs = JobModel.__table__
+_jobs = cast(Table, JobModel.__table__)
 # The list leaves out the heavy and the private columns.
 _LIST_COLUMNS = [c for c in _jobs.c if c.name not in ("config_snapshot", "provider_data")]
 
@@ -150,7 +150,7 @@ def list_jobs(session: Session, flt: JobFilter, *, limit: int, offset: int) -> l
 
 
 def count_jobs(session: Session, flt: JobFilter) -> int:
-    counts = JobCountModel.__table__
+    counts = cast(Table, JobCountModel.__table__)
     query = select(func.coalesce(func.sum(counts.c.count), 0))
     query = query.where(*_filter_conditions(counts, flt))
     return int(session.scalar(query) or 0)
@@ -265,7 +265,7 @@ def record_progress(session: Session, job_id: str, progress: Progress) -> bool:
         )
         .values(progress=progress.to_dict(), updated_at=utcnow())
     )
-    if row.rowcount == 0:
+    if cast(CursorResult[Any], row).rowcount == 0:
         return False
     session.add(
         JobEventModel(
@@ -282,7 +282,7 @@ def delete_job(session: Session, job: Job) -> bool:
     result = session.execute(
         delete(_jobs).where(_jobs.c.job_id == job.job_id, _jobs.c.status == job.status.value)
     )
-    if result.rowcount == 0:
+    if cast(CursorResult[Any], result).rowcount == 0:
         return False
     _bump_count(session, job.user_id, job.provider, job.job_type.value, job.status.value, -1)
     return True
@@ -325,7 +325,7 @@ def _bump_count(
 ) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    counts = JobCountModel.__table__
+    counts = cast(Table, JobCountModel.__table__)
     stmt = insert(counts).values(
         user_key=user_key(user_id),
         provider=provider,
