@@ -240,6 +240,111 @@ def test_a_wrong_method_is_a_405_that_names_the_allowed_ones(
     assert answer.json()["code"] == "method_not_allowed"
 
 
+# -- what the schema declares ---------------------------------------------------------------
+
+# Every operation can answer these: the Host and Origin checks and the body limits run before
+# routing (cloudtune.api.errors.GUARD_STATUSES).
+GUARDS = {400, 403, 408, 413}
+# Each operation's own error statuses, beyond GUARDS: exactly these, so an answer an operation
+# cannot give is not documented either.
+OWN_ERRORS: dict[str, set[int]] = {
+    "GET /health": set(),
+    "GET /api/auth/setup/status": set(),
+    "POST /api/auth/setup/first-admin": {401, 409, 422, 429},
+    "POST /api/auth/login": {401, 422, 429},
+    "POST /api/auth/logout": {401},
+    "GET /api/auth/me": {401},
+    "GET /api/users": {401},
+    "POST /api/users": {401, 409, 422},
+    "POST /api/cloud/auth/api-keys": {401, 422},
+    "GET /api/cloud/auth/api-keys": {401, 422},
+    "DELETE /api/cloud/auth/api-keys/{key_id}": {401, 404},
+    "POST /api/cloud/jobs/submit": {401, 402, 404, 422, 502, 503},
+    "POST /api/cloud/jobs/preview": {401, 404, 422},
+    "GET /api/cloud/jobs": {401},
+    "POST /api/cloud/jobs/sync": {401, 422, 502, 503},
+    "GET /api/cloud/jobs/{job_id}": {401, 404},
+    "DELETE /api/cloud/jobs/{job_id}": {401, 404, 409},
+    "GET /api/cloud/jobs/{job_id}/logs": {401, 404, 422},
+    "GET /api/cloud/jobs/{job_id}/logs/stream": {401, 404},
+    "GET /api/cloud/jobs/{job_id}/events": {401, 404},
+    "POST /api/cloud/jobs/{job_id}/cancel": {401, 404, 409, 502, 503},
+    "GET /api/configs": {401},
+    "POST /api/configs": {401, 409, 422},
+    "GET /api/configs/{name}": {401, 404},
+    "PUT /api/configs/{name}": {401, 409, 422},
+    "DELETE /api/configs/{name}": {401, 404},
+    "GET /api/cloud/providers": {401},
+    "GET /api/cloud/providers/{provider}": {401},
+    "PUT /api/cloud/providers/{provider}": {401, 422},
+    "GET /api/cloud/providers/replicate/validate": {401, 502, 503},
+    "GET /api/cloud/providers/replicate/billing": {401},
+    "GET /api/cloud/providers/replicate/versions": {401, 502, 503},
+    "PUT /api/cloud/providers/replicate/token": {401, 422},
+    "DELETE /api/cloud/providers/replicate/token": {401},
+    "POST /api/webhooks/replicate": {401, 502, 503},
+    "GET /api/cloud/hardware": {401},
+    "GET /api/cloud/metrics/cost-limit": {401},
+    "PUT /api/cloud/metrics/cost-limit": {401, 422},
+    "GET /api/metrics": {401, 422},
+    "POST /api/webhooks/trainer/{job_id}": {401, 404},
+}
+# Operations that take no caller credentials (their own token or signature, or none).
+NO_CALLER = {
+    "GET /health",
+    "GET /api/auth/setup/status",
+    "POST /api/auth/setup/first-admin",
+    "POST /api/auth/login",
+    "POST /api/webhooks/replicate",
+    "POST /api/webhooks/trainer/{job_id}",
+}
+
+
+def operations() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, item in schema.raw_schema["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_each_operation_documents_exactly_the_errors_it_can_answer() -> None:
+    documented = {
+        label: {int(code) for code in operation["responses"] if int(code) >= 400}
+        for label, operation in operations()
+    }
+    assert documented == {label: GUARDS | own for label, own in OWN_ERRORS.items()}
+
+
+def test_every_error_answer_is_documented_as_the_envelope() -> None:
+    envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+    for label, operation in operations():
+        for code, answer in operation["responses"].items():
+            if int(code) >= 400:
+                assert answer["content"]["application/json"]["schema"] == envelope, (label, code)
+    assert "HTTPValidationError" not in schema.raw_schema["components"]["schemas"]
+
+
+def test_operations_that_resolve_a_caller_declare_the_credentials() -> None:
+    schemes = schema.raw_schema["components"]["securitySchemes"]
+    assert schemes["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["bearerAuth"]["description"],
+    }
+    assert schemes["apiKeyHeader"]["name"] == "X-API-Key"
+    assert schemes["sessionCookie"]["in"] == "cookie"
+    for label, operation in operations():
+        if label in NO_CALLER:
+            assert "security" not in operation, label
+        else:
+            # Any one of the three, or none at all (no users yet, a loopback caller).
+            assert operation["security"] == [
+                {"bearerAuth": []},
+                {"apiKeyHeader": []},
+                {"sessionCookie": []},
+                {},
+            ], label
+
+
 # -- chosen requests, in order, with the status each must get -------------------------------
 
 
@@ -289,6 +394,18 @@ def job_calls(live: LiveServer, *, admin: bool) -> list[Call]:
         Call("POST", "/api/cloud/jobs/preview", 400, body=body, note=note)
         for note, body in odd_paths(preview)
     ]
+    calls += [
+        # Outside the declared bounds: documented refusals, never a 500 nor an undocumented code.
+        Call("GET", "/api/cloud/jobs", 400, query={"offset": -1}),
+        Call("GET", "/api/cloud/jobs", 400, query={"limit": 0}),
+        Call("GET", "/api/cloud/jobs", 400, query={"limit": 2**64}),
+        Call("GET", "/api/cloud/jobs", 400, query={"status": "sleeping"}),
+        Call("GET", "/api/cloud/jobs", 400, query={"sync_active": "maybe"}),
+        Call("GET", "/api/cloud/jobs/{job_id}/logs", 422, on("done"), {"tail": -1}),
+        Call("GET", "/api/cloud/jobs/{job_id}", 404, {"job_id": "no-such-job"}),
+        Call("GET", "/api/cloud/jobs/{job_id}", 401, on("done"), headers=BAD_KEY),
+        Call("POST", "/api/cloud/jobs/submit", 422, body={"priority": "high"}),
+    ]
     if admin:
         calls += [
             Call("POST", "/api/cloud/jobs/{job_id}/cancel", 200, on("queued")),
@@ -325,6 +442,9 @@ def odd_paths(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         )
 
 
+BAD_KEY = {"Authorization": "Bearer stk_not-a-key"}
+
+
 def admin_calls() -> list[Call]:
     named = {"config": {"--model_family": "reference", "--max_train_steps": 5}}
     return [
@@ -350,6 +470,9 @@ def admin_calls() -> list[Call]:
         ),
         Call("GET", "/api/cloud/metrics/cost-limit", 200),
         Call("GET", "/api/metrics", 200, query={"days": 7}),
+        Call("GET", "/api/metrics", 400, query={"days": 0}),
+        Call("PUT", "/api/cloud/metrics/cost-limit", 422, body=[1]),
+        Call("PUT", "/api/cloud/metrics/cost-limit", 400, body={"period": "hourly"}),
         Call("POST", "/api/cloud/auth/api-keys", 200, body={"name": "k", "expires_days": 1}),
         Call("GET", "/api/cloud/auth/api-keys", 200),
     ]

@@ -13,6 +13,7 @@ from cloudtune import __version__
 from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.guards import HostGuard, ProxyHeaders, parse_networks
 from cloudtune.api.limits import BodyLimit
+from cloudtune.api.openapi import install_openapi
 from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
 from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_openapi(app)
     # The last added runs first: Host/Origin, then the client address, then the body limit,
     # all before routing and authentication.
     parse_networks(settings.trusted_proxies or ())  # a bad entry stops start-up, not a request

@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cloudtune.domain.costs import micros_to_usd
+from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job
+from cloudtune.services.jobs import JobEvent
 from cloudtune.services.submission import Preview
 
 
@@ -147,6 +149,18 @@ class JobEventOut(BaseModel):
     data: dict[str, Any] | None
 
 
+def event_to_dict(event: JobEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "kind": event.kind,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "message": event.message,
+        "data": event.data,
+    }
+
+
 class EventsResponse(BaseModel):
     job_id: str
     events: list[JobEventOut]
@@ -215,6 +229,34 @@ class TrainerEventResponse(BaseModel):
     success: bool = True
     job_id: str
     applied: bool = Field(description="Whether the event changed the job's progress.")
+
+
+class HardwareOut(BaseModel):
+    name: str
+    provider: str
+    hardware_type: str
+    gpu_type: str | None
+    gpu_count: int
+    vram_gb: int | None
+    price_per_hour_usd: float
+    default_steps_per_second: float
+
+
+class HardwareList(BaseModel):
+    hardware: list[HardwareOut]
+
+
+def hardware_out(profile: HardwareProfile) -> HardwareOut:
+    return HardwareOut(
+        name=profile.name,
+        provider=profile.provider,
+        hardware_type=profile.label,
+        gpu_type=profile.gpu_type,
+        gpu_count=profile.gpu_count,
+        vram_gb=profile.vram_gb,
+        price_per_hour_usd=micros_to_usd(profile.price_per_hour_micros),
+        default_steps_per_second=profile.default_steps_per_second,
+    )
 
 
 class HealthResponse(BaseModel):

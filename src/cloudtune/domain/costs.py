@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import overload
 
 MICROS_PER_USD = 1_000_000
 MICROS_PER_SECOND = 1_000_000
@@ -15,6 +16,12 @@ def usd_to_micros(value: Decimal | float | int | str) -> int:
     return int((Decimal(str(value)) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
 
 
+@overload
+def micros_to_usd(micros: int) -> float: ...
+@overload
+def micros_to_usd(micros: None) -> None: ...
+@overload
+def micros_to_usd(micros: int | None) -> float | None: ...
 def micros_to_usd(micros: int | None) -> float | None:
     """For JSON only: rounded to the micro-dollar."""
     return None if micros is None else float(Decimal(micros) / MICROS_PER_USD)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from cloudtune.domain.costs import (
     Period,
@@ -16,6 +16,7 @@ from cloudtune.domain.costs import (
     period_start,
     usd_to_micros,
 )
+from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.principal import Principal
@@ -23,7 +24,8 @@ from cloudtune.errors import CostLimitExceededError, InvalidInputError
 from cloudtune.services.context import Context
 from cloudtune.store import costs as cost_store
 
-WARN_SHARE = 0.8
+# A warning from 8 tenths of the limit on (integers: money is never a float here).
+WARN_TENTHS = 8
 # Every amount a user sets is a finite number of USD within this, far under what a 64-bit
 # micro-dollar column holds.
 MAX_MONEY_USD = Decimal(1_000_000)
@@ -72,104 +74,129 @@ def money_micros(value: object, field: str) -> int:
     return usd_to_micros(amount)
 
 
-def get_cost_limit(ctx: Context, caller: Principal) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class CostLimit:
+    """The spending limit and where this period stands against it."""
+
+    enabled: bool
+    limit_micros: int
+    period: Period
+    action: str  # warn or block
+    spent_micros: int
+    remaining_micros: int
+    period_start: datetime
+    period_end: datetime
+    exceeded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SavedLimit:
+    enabled: bool
+    limit_micros: int
+    period: Period
+    action: str
+
+
+# Fields of the cost-limit answer a client may send back unchanged; they are ignored.
+_READ_ONLY_FIELDS = frozenset(
+    {"spent_usd", "remaining_usd", "period_start", "exceeded", "success", "period_end"}
+)
+_SETTABLE_FIELDS = ("enabled", "limit_usd", "period", "action")
+
+
+def get_cost_limit(ctx: Context, caller: Principal) -> CostLimit:
     if not caller.has("job.submit"):
         caller.require("cost.manage")
-    return _limit_status(ctx, estimate=0)
+    return _limit_status(ctx)
 
 
-def update_cost_limit(ctx: Context, caller: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+def update_cost_limit(ctx: Context, caller: Principal, changes: JsonObject) -> CostLimit:
     caller.require("cost.manage")
-    current = _load_limit(ctx)
-    merged = {**current, **{k: v for k, v in changes.items() if k in current}}
-    unknown = (
-        set(changes)
-        - set(current)
-        - {"spent_usd", "remaining_usd", "period_start", "exceeded", "success", "period_end"}
-    )
+    unknown = set(changes) - set(_SETTABLE_FIELDS) - _READ_ONLY_FIELDS
     if unknown:
         raise InvalidInputError(
             f"unknown cost limit fields: {', '.join(sorted(unknown))}", code="invalid_setting"
         )
+    current = _load_limit(ctx)
     try:
-        period = Period(str(merged["period"]))
+        period = Period(str(changes.get("period", current.period.value)))
     except ValueError:
         raise InvalidInputError(
             "period must be daily, weekly or monthly", code="invalid_setting"
         ) from None
-    if merged["action"] not in ("warn", "block"):
+    action = changes.get("action", current.action)
+    if action not in ("warn", "block"):
         raise InvalidInputError("action must be warn or block", code="invalid_setting")
-    if not isinstance(merged["enabled"], bool):
+    enabled = changes.get("enabled", current.enabled)
+    if not isinstance(enabled, bool):
         raise InvalidInputError("enabled must be true or false", code="invalid_setting")
-    raw_limit = merged["limit_usd"]
-    limit = money_micros(0 if raw_limit is None else raw_limit, "limit_usd")
+    if "limit_usd" in changes:
+        raw_limit = changes["limit_usd"]
+        limit = money_micros(0 if raw_limit is None else raw_limit, "limit_usd")
+    else:
+        limit = current.limit_micros
     with ctx.db.write() as session:
         cost_store.save_limit(
             session,
-            enabled=merged["enabled"],
+            enabled=enabled,
             limit_micros=limit,
             period=period.value,
-            action=merged["action"],
+            action=action,
             at=ctx.clock(),
         )
-    return {"success": True, **_limit_status(ctx, estimate=0)}
+    return _limit_status(ctx)
 
 
 def check_submit(ctx: Context, estimate: int | None) -> str | None:
     """Refuse (block) or warn about a submit that would cross the spending limit."""
-    status = _limit_status(ctx, estimate=estimate or 0)
-    if not status["enabled"]:
+    status = _limit_status(ctx)
+    if not status.enabled:
         return None
-    limit = usd_to_micros(status["limit_usd"])
-    spent = usd_to_micros(status["spent_usd"])
+    limit, spent = status.limit_micros, status.spent_micros
     after = spent + (estimate or 0)
     what = (
         f"{format_usd(spent)} spent + {format_usd(estimate or 0)} estimated for "
-        f"this job, of the {format_usd(limit)} {status['period']} limit "
-        f"(period started {status['period_start']})"
+        f"this job, of the {format_usd(limit)} {status.period.value} limit "
+        f"(period started {status.period_start.isoformat()})"
     )
     if after > limit:
-        if status["action"] == "block":
+        if status.action == "block":
             raise CostLimitExceededError(
                 f"Cost limit exceeded: {what}",
-                spent_usd=status["spent_usd"],
-                limit_usd=status["limit_usd"],
-                period=status["period"],
+                spent_usd=micros_to_usd(spent),
+                limit_usd=micros_to_usd(limit),
+                period=status.period.value,
             )
         return f"Spending limit exceeded: {what}"
-    if after >= limit * WARN_SHARE:
+    if after * 10 >= limit * WARN_TENTHS:
         return f"Approaching the spending limit: {what}"
     return None
 
 
-def _load_limit(ctx: Context) -> dict[str, Any]:
+def _load_limit(ctx: Context) -> _SavedLimit:
     with ctx.db.read() as session:
         row = cost_store.get_limit(session)
     if row is None:
-        return {"enabled": False, "limit_usd": 0.0, "period": "monthly", "action": "warn"}
-    return {
-        "enabled": row.enabled,
-        "limit_usd": micros_to_usd(row.limit_micros),
-        "period": row.period,
-        "action": row.action,
-    }
+        return _SavedLimit(enabled=False, limit_micros=0, period=Period.MONTHLY, action="warn")
+    return _SavedLimit(row.enabled, row.limit_micros, Period(row.period), row.action)
 
 
-def _limit_status(ctx: Context, *, estimate: int) -> dict[str, Any]:
-    limit = _load_limit(ctx)
+def _limit_status(ctx: Context) -> CostLimit:
+    saved = _load_limit(ctx)
     now = ctx.clock()
-    period = Period(limit["period"])
-    start = period_start(period, now)
+    start = period_start(saved.period, now)
     spent = spent_since(ctx, start, now)
-    limit_micros = usd_to_micros(limit["limit_usd"])
-    return {
-        **limit,
-        "spent_usd": micros_to_usd(spent),
-        "remaining_usd": micros_to_usd(max(0, limit_micros - spent)),
-        "period_start": start.isoformat(),
-        "period_end": period_end(period, now).isoformat(),
-        "exceeded": limit["enabled"] and spent >= limit_micros,
-    }
+    return CostLimit(
+        enabled=saved.enabled,
+        limit_micros=saved.limit_micros,
+        period=saved.period,
+        action=saved.action,
+        spent_micros=spent,
+        remaining_micros=max(0, saved.limit_micros - spent),
+        period_start=start,
+        period_end=period_end(saved.period, now),
+        exceeded=saved.enabled and spent >= saved.limit_micros,
+    )
 
 
 def spent_since(ctx: Context, start: datetime, now: datetime) -> int:
@@ -196,7 +223,41 @@ def jobs_over_their_cap(ctx: Context, jobs: list[Job]) -> list[tuple[Job, int]]:
 # -- metrics --------------------------------------------------------------------------------
 
 
-def metrics(ctx: Context, caller: Principal, days: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class DayCosts:
+    date: date
+    jobs: int
+    completed: int
+    failed: int
+    cancelled: int
+    cost_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    period_days: int
+    jobs_by_status: dict[str, int]
+    jobs_by_provider: dict[str, int]
+    job_count: int
+    success_rate: float | None
+    total_cost_micros: int
+    cost_by_day: list[DayCosts]
+    avg_duration_seconds: float | None
+    avg_queue_wait_seconds: float | None
+    spend_this_period_micros: int
+    cost_limit_period: Period
+
+
+@dataclass(slots=True)
+class _Day:
+    jobs: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    cost_micros: int = 0
+
+
+def metrics(ctx: Context, caller: Principal, days: int) -> Metrics:
     if not 1 <= days <= 365:
         raise InvalidInputError("days must be between 1 and 365", code="invalid_filter")
     caller.require("job.view.all")
@@ -205,40 +266,38 @@ def metrics(ctx: Context, caller: Principal, days: int) -> dict[str, Any]:
     with ctx.db.read() as session:
         by_status, by_provider = cost_store.counts(session)
         jobs = cost_store.jobs_created_since(session, since)
-    days_out: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"jobs": 0, "completed": 0, "failed": 0, "cancelled": 0, "cost_micros": 0}
-    )
+    by_day: dict[date, _Day] = defaultdict(_Day)
     durations, waits = [], []
     for job in jobs:
-        day = days_out[job.created_at.date().isoformat()]
-        day["jobs"] += 1
-        if job.status.value in ("completed", "failed", "cancelled"):
-            day[job.status.value] += 1
-        day["cost_micros"] += job.billed_cost_micros(now) or 0
+        day = by_day[job.created_at.date()]
+        day.jobs += 1
+        if job.status == JobStatus.COMPLETED:
+            day.completed += 1
+        elif job.status == JobStatus.FAILED:
+            day.failed += 1
+        elif job.status == JobStatus.CANCELLED:
+            day.cancelled += 1
+        day.cost_micros += job.billed_cost_micros(now) or 0
         if job.status == JobStatus.COMPLETED and job.duration_seconds():
             durations.append(job.duration_seconds(now) or 0.0)
         if job.started_at and job.queued_at:
             waits.append((job.started_at - job.queued_at).total_seconds())
     finished = Counter(job.status for job in jobs if job.is_terminal)
     done = sum(finished.values())
-    limit = _limit_status(ctx, estimate=0)
-    return {
-        "period_days": days,
-        "jobs_by_status": by_status,
-        "jobs_by_provider": by_provider,
-        "job_count": len(jobs),
-        "success_rate": round(finished[JobStatus.COMPLETED] / done, 4) if done else None,
-        "total_cost_usd": micros_to_usd(sum(d["cost_micros"] for d in days_out.values())),
-        "cost_by_day": [
-            {
-                "date": date,
-                **{k: v for k, v in d.items() if k != "cost_micros"},
-                "cost_usd": micros_to_usd(d["cost_micros"]),
-            }
-            for date, d in sorted(days_out.items())
+    limit = _limit_status(ctx)
+    return Metrics(
+        period_days=days,
+        jobs_by_status=by_status,
+        jobs_by_provider=by_provider,
+        job_count=len(jobs),
+        success_rate=round(finished[JobStatus.COMPLETED] / done, 4) if done else None,
+        total_cost_micros=sum(d.cost_micros for d in by_day.values()),
+        cost_by_day=[
+            DayCosts(day, d.jobs, d.completed, d.failed, d.cancelled, d.cost_micros)
+            for day, d in sorted(by_day.items())
         ],
-        "avg_duration_seconds": round(sum(durations) / len(durations), 3) if durations else None,
-        "avg_queue_wait_seconds": round(sum(waits) / len(waits), 3) if waits else None,
-        "spend_this_period_usd": limit["spent_usd"],
-        "cost_limit_period": limit["period"],
-    }
+        avg_duration_seconds=round(sum(durations) / len(durations), 3) if durations else None,
+        avg_queue_wait_seconds=round(sum(waits) / len(waits), 3) if waits else None,
+        spend_this_period_micros=limit.spent_micros,
+        cost_limit_period=limit.period,
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
+from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
@@ -19,6 +21,33 @@ from cloudtune.store.tables import JobEventModel, JobSecretModel
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One row of a job's history: a status change or a note (written with the change)."""
+
+    id: int
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    message: str | None
+    data: JsonObject | None
+
+
+class SyncCounts(Protocol):
+    @property
+    def updated(self) -> int: ...
+
+    @property
+    def discovered(self) -> int: ...
+
+
+class Syncer(Protocol):
+    """The reconciler, as a sync request sees it."""
+
+    async def sync(self, provider: str | None = None) -> SyncCounts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +120,18 @@ def get_job(ctx: Context, caller: Principal, job_id: str) -> Job:
     return job
 
 
-def list_events(ctx: Context, caller: Principal, job_id: str) -> list[dict[str, Any]]:
+def list_events(ctx: Context, caller: Principal, job_id: str) -> list[JobEvent]:
     get_job(ctx, caller, job_id)
     with ctx.db.read() as session:
         events = job_store.list_events(session, job_id)
-    return [_event_to_dict(e) for e in events]
+    return [job_event_model_to_job_event(e) for e in events]
+
+
+async def sync_jobs(caller: Principal, reconciler: Syncer, provider: str | None) -> SyncCounts:
+    """Ask the providers about every active job now (and find jobs they run for us that we
+    lost track of); for whoever may see all jobs."""
+    caller.require("job.view.all")
+    return await reconciler.sync(provider)
 
 
 async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | None) -> str:
@@ -194,16 +230,16 @@ def _state_conflict(job: Job, target: str) -> ConflictError:
     )
 
 
-def _event_to_dict(event: JobEventModel) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "at": event.at.isoformat(),
-        "kind": event.kind,
-        "from_status": event.from_status,
-        "to_status": event.to_status,
-        "message": event.message,
-        "data": event.data,
-    }
+def job_event_model_to_job_event(event: JobEventModel) -> JobEvent:
+    return JobEvent(
+        id=event.id,
+        at=event.at,
+        kind=event.kind,
+        from_status=event.from_status,
+        to_status=event.to_status,
+        message=event.message,
+        data=event.data,
+    )
 
 
 def job_secrets(ctx: Context, job_id: str) -> list[tuple[tuple[str | int, ...], Any]]:

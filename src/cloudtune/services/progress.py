@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import Progress, utcnow
 from cloudtune.errors import AuthenticationError, InvalidInputError, job_not_found
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
 
 
+@dataclass(frozen=True, slots=True)
+class TrainerEvent:
+    job_id: str
+    applied: bool  # whether the event changed the job's progress
+
+
 def record_trainer_event(
-    ctx: Context, job_id: str, token: str | None, payload: Any
-) -> dict[str, Any]:
-    # The token is checked before the job is looked up, so a caller without it learns nothing.
+    ctx: Context, job_id: str, token: str | None, body: bytes
+) -> TrainerEvent:
+    """One event a trainer posted: ours (`{"type": "progress", ...}`) or SimpleTuner's
+    webhook payload. Events that carry no progress are accepted and not applied."""
+    # The token is checked before the body is read or the job looked up, so a caller without
+    # it learns nothing, not even whether its body parses.
     if not ctx.tokens.check_job_token(job_id, token):
         raise AuthenticationError(
             "a valid trainer token for this job is required", code="invalid_token"
         )
+    try:
+        payload: Any = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        raise InvalidInputError("the event is not valid JSON", code="invalid_payload") from None
     if not isinstance(payload, dict):
         raise InvalidInputError("the event must be a JSON object", code="invalid_payload")
     progress = parse_progress(payload)
@@ -29,10 +46,10 @@ def record_trainer_event(
         if progress is not None:
             progress.updated_at = utcnow()
             applied = job_store.record_progress(session, job_id, progress)
-    return {"success": True, "job_id": job_id, "applied": applied}
+    return TrainerEvent(job_id=job_id, applied=applied)
 
 
-def parse_progress(payload: dict[str, Any]) -> Progress | None:
+def parse_progress(payload: JsonObject) -> Progress | None:
     kind = payload.get("type")
     if kind == "progress":
         return Progress(

@@ -24,11 +24,11 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import utcnow
 from cloudtune.errors import (
     AuthenticationError,
@@ -36,7 +36,7 @@ from cloudtune.errors import (
     PermissionDeniedError,
     ProviderError,
 )
-from cloudtune.providers.base import ReceivesWebhooks
+from cloudtune.providers.base import ProviderStatus, ReceivesWebhooks
 from cloudtune.services.context import Context
 from cloudtune.services.reconciler import apply_provider_status
 from cloudtune.store import jobs as job_store
@@ -60,6 +60,17 @@ class Signature:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """What became of a delivery: `received` (applied; `updated` says whether the job
+    changed), `duplicate` (one with its `webhook-id` was applied before) or `ignored`."""
+
+    status: str
+    job_id: str | None = None
+    updated: bool | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """A delivery whose headers passed; its body may now be read."""
 
@@ -69,7 +80,7 @@ class Admission:
     signature: Signature | None  # None when the provider's `require_signature` is off
     key: bytes | None  # the HMAC key, with `signature`
     # An answer that needs no body (a delivery already applied); the body is not read.
-    answer: dict[str, Any] | None = None
+    answer: WebhookOutcome | None = None
 
 
 async def admit(
@@ -85,16 +96,18 @@ async def admit(
     if config.get("require_signature", True):
         signature = _signature_headers(headers, time.time())
     webhook_id = headers.get("webhook-id") or None
-    if webhook_id and await ctx.in_thread(_seen, ctx, provider_name, webhook_id):
+    seen = False
+    if webhook_id is not None:
+        seen = await ctx.in_thread(_seen, ctx, provider_name, webhook_id)
+    if seen:
         ctx.metrics.webhook_events.labels(provider_name, "duplicate").inc()
-        return Admission(
-            provider_name, provider, webhook_id, signature, None, answer={"status": "duplicate"}
-        )
+        duplicate = WebhookOutcome("duplicate")
+        return Admission(provider_name, provider, webhook_id, signature, None, answer=duplicate)
     key = _secret_key(await provider.webhook_secret()) if signature else None
     return Admission(provider_name, provider, webhook_id, signature, key)
 
 
-def verified_payload(admission: Admission, body: bytes | bytearray) -> dict[str, Any]:
+def verified_payload(admission: Admission, body: bytes | bytearray) -> JsonObject:
     """The body's JSON object, once its signature holds. `body` is read, never copied: the
     HMAC runs over it in place and the parser takes it as it is."""
     if admission.signature is not None and admission.key is not None:
@@ -115,12 +128,12 @@ def verified_payload(admission: Admission, body: bytes | bytearray) -> dict[str,
     return payload
 
 
-async def apply(ctx: Context, admission: Admission, payload: dict[str, Any]) -> dict[str, Any]:
+async def apply(ctx: Context, admission: Admission, payload: JsonObject) -> WebhookOutcome:
     ref, status = admission.provider.parse_webhook(payload)
     result = await ctx.in_thread(
         _apply, ctx, admission.provider_name, ref, status, admission.webhook_id
     )
-    ctx.metrics.webhook_events.labels(admission.provider_name, result["status"]).inc()
+    ctx.metrics.webhook_events.labels(admission.provider_name, result.status).inc()
     return result
 
 
@@ -177,17 +190,19 @@ def _seen(ctx: Context, provider_name: str, webhook_id: str) -> bool:
 
 
 def _apply(
-    ctx: Context, provider_name: str, ref: str, status: Any, webhook_id: str | None
-) -> dict[str, Any]:
+    ctx: Context, provider_name: str, ref: str, status: ProviderStatus, webhook_id: str | None
+) -> WebhookOutcome:
     with ctx.db.read() as session:
         job = job_store.find_by_provider_ref(session, provider_name, ref)
         # Asked again: a copy may have been applied while this one's body arrived.
-        seen = bool(webhook_id) and provider_store.webhook_seen(session, provider_name, webhook_id)
+        seen = webhook_id is not None and provider_store.webhook_seen(
+            session, provider_name, webhook_id
+        )
     if job is None:
         log.info("webhook for unknown %s prediction %s ignored", provider_name, ref)
-        return {"status": "ignored", "reason": "unknown prediction"}
+        return WebhookOutcome("ignored", reason="unknown prediction")
     if seen:
-        return {"status": "duplicate", "job_id": job.job_id}
+        return WebhookOutcome("duplicate", job_id=job.job_id)
     # Applying is idempotent, so two copies racing past the check above do no harm; the id is
     # recorded after applying, so a failed apply can be delivered again.
     changed = apply_provider_status(ctx, job, status)
@@ -198,7 +213,7 @@ def _apply(
                 provider_store.forget_webhooks_before(session, utcnow() - DEDUPE_WINDOW)
         except IntegrityError:
             pass
-    return {"status": "received", "job_id": job.job_id, "updated": changed}
+    return WebhookOutcome("received", job_id=job.job_id, updated=changed)
 
 
 def _check_address(client_ip: str, allowed: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from cloudtune.api.deps import CallerDep, CtxDep
-from cloudtune.api.errors import error_responses
+from cloudtune.api.errors import route_errors
 from cloudtune.api.schemas import (
     ConfigBody,
     ConfigDeleteResponse,
@@ -15,11 +15,7 @@ from cloudtune.api.schemas import (
 )
 from cloudtune.services import configs as config_service
 
-router = APIRouter(
-    prefix="/api/configs",
-    tags=["configs"],
-    responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422),
-)
+router = APIRouter(prefix="/api/configs", tags=["configs"])
 
 
 def _out(named: config_service.NamedConfig) -> ConfigOut:
@@ -28,13 +24,18 @@ def _out(named: config_service.NamedConfig) -> ConfigOut:
     )
 
 
-@router.get("", response_model=ConfigListResponse)
+@router.get("", response_model=ConfigListResponse, responses=route_errors(401))
 def list_configs(ctx: CtxDep, caller: CallerDep) -> ConfigListResponse:
     names = config_service.list_configs(ctx, caller)
     return ConfigListResponse(configs=names, total=len(names))
 
 
-@router.post("", response_model=ConfigOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=ConfigOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=route_errors(401, 409, 422),
+)
 def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> ConfigOut:
     named, _ = config_service.save_config(
         ctx,
@@ -47,7 +48,7 @@ def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> Conf
     return _out(named)
 
 
-@router.get("/{name}", response_model=ConfigOut)
+@router.get("/{name}", response_model=ConfigOut, responses=route_errors(401, 404))
 def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
     return _out(config_service.get_config(ctx, caller, name))
 
@@ -55,7 +56,10 @@ def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
 @router.put(
     "/{name}",
     response_model=ConfigOut,
-    responses={201: {"model": ConfigOut, "description": "Created: no config had that name."}},
+    responses={
+        201: {"model": ConfigOut, "description": "Created: no config had that name."},
+        **route_errors(401, 409, 422),
+    },
 )
 def put_config(
     ctx: CtxDep, caller: CallerDep, name: str, body: ConfigBody, response: Response
@@ -68,7 +72,7 @@ def put_config(
     return _out(named)
 
 
-@router.delete("/{name}", response_model=ConfigDeleteResponse)
+@router.delete("/{name}", response_model=ConfigDeleteResponse, responses=route_errors(401, 404))
 def delete_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigDeleteResponse:
     config_service.delete_config(ctx, caller, name)
     return ConfigDeleteResponse(name=name)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter
-from sqlalchemy import text
 
-from cloudtune import __version__
 from cloudtune.api.deps import CtxDep
-from cloudtune.api.errors import error_responses
+from cloudtune.api.errors import route_errors
 from cloudtune.api.schemas import HealthResponse
+from cloudtune.services import health as health_service
 
-router = APIRouter(tags=["health"], responses=error_responses(400, 403))
+router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthResponse)
+@router.get("/health", response_model=HealthResponse, responses=route_errors())
 def health(ctx: CtxDep) -> HealthResponse:
-    with ctx.db.read() as session:
-        session.execute(text("SELECT 1"))
-    return HealthResponse(
-        status="healthy",
-        version=__version__,
-        database=ctx.db.engine.dialect.name,
-        providers=ctx.providers.names(),
-    )
+    return HealthResponse(**dataclasses.asdict(health_service.check(ctx)))

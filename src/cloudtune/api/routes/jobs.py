@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from cloudtune.api.deps import CallerDep, CtxDep
-from cloudtune.api.errors import error_responses
+from cloudtune.api.errors import route_errors
 from cloudtune.api.job_reads import LIST_PARAMETERS, read_jobs
 from cloudtune.api.schemas import (
     CancelResponse,
@@ -23,17 +23,14 @@ from cloudtune.api.schemas import (
     SubmitJobResponse,
     SyncBody,
     SyncResponse,
+    event_to_dict,
     preview_to_dict,
 )
 from cloudtune.domain.costs import micros_to_usd
 from cloudtune.services import jobs as job_service
 from cloudtune.services import logstream, submission
 
-router = APIRouter(
-    prefix="/api/cloud/jobs",
-    tags=["jobs"],
-    responses=error_responses(400, 401, 402, 403, 404, 408, 409, 413, 422, 502, 503),
-)
+router = APIRouter(prefix="/api/cloud/jobs", tags=["jobs"])
 
 ProviderQuery = Annotated[str, Query(description="local or replicate")]
 
@@ -47,27 +44,27 @@ def _submit_request(body: SubmitJobBody) -> submission.SubmitRequest:
     return submission.SubmitRequest(**known, unknown_fields=tuple(sorted(body.model_extra or ())))
 
 
-@router.post("/submit", response_model=SubmitJobResponse)
+@router.post(
+    "/submit",
+    response_model=SubmitJobResponse,
+    responses=route_errors(401, 402, 404, 422, 502, 503),
+)
 async def submit_job(
     ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = "local"
 ) -> Response:
     result = await submission.submit_job(ctx, caller, provider, _submit_request(body))
-    return _json(
-        {
-            "success": True,
-            "job_id": result.job_id,
-            "status": result.status.value,
-            "idempotent_hit": result.idempotent_hit,
-            "data_uploaded": result.data_uploaded,
-            "cost_limit_warning": result.cost_limit_warning,
-            "estimated_cost_usd": micros_to_usd(result.estimated_cost_micros),
-            "error": None,
-            "quota_warnings": [],
-        }
+    answer = SubmitJobResponse(
+        job_id=result.job_id,
+        status=result.status.value,
+        idempotent_hit=result.idempotent_hit,
+        data_uploaded=result.data_uploaded,
+        cost_limit_warning=result.cost_limit_warning,
+        estimated_cost_usd=micros_to_usd(result.estimated_cost_micros),
     )
+    return _json(answer.model_dump())
 
 
-@router.post("/preview", response_model=PreviewResponse)
+@router.post("/preview", response_model=PreviewResponse, responses=route_errors(401, 404, 422))
 async def preview_job(
     ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = "local"
 ) -> Response:
@@ -75,28 +72,33 @@ async def preview_job(
     return _json(preview_to_dict(preview))
 
 
-@router.get("", response_model=JobListResponse, openapi_extra={"parameters": LIST_PARAMETERS})
+@router.get(
+    "",
+    response_model=JobListResponse,
+    responses=route_errors(401),
+    openapi_extra={"parameters": LIST_PARAMETERS},
+)
 async def list_jobs(request: Request) -> Response:
     # Served by the edge's fast path (cloudtune.api.edge) with this same function.
     return Response(await read_jobs(request, None), media_type="application/json")
 
 
-@router.post("/sync", response_model=SyncResponse)
+@router.post("/sync", response_model=SyncResponse, responses=route_errors(401, 422, 502, 503))
 async def sync_jobs(
     request: Request, caller: CallerDep, body: Annotated[SyncBody | None, Body()] = None
 ) -> Response:
-    caller.require("job.view.all")
-    result = await request.app.state.reconciler.sync(body.provider if body else None)
+    reconciler = request.app.state.reconciler
+    result = await job_service.sync_jobs(caller, reconciler, body.provider if body else None)
     return _json({"success": True, "updated": result.updated, "discovered": result.discovered})
 
 
-@router.get("/{job_id}", response_model=JobResponse)
+@router.get("/{job_id}", response_model=JobResponse, responses=route_errors(401, 404))
 async def get_job(request: Request, job_id: str) -> Response:
     # Served by the edge's fast path (cloudtune.api.edge) with this same function.
     return Response(await read_jobs(request, job_id), media_type="application/json")
 
 
-@router.get("/{job_id}/logs", response_model=LogsResponse)
+@router.get("/{job_id}/logs", response_model=LogsResponse, responses=route_errors(401, 404, 422))
 async def get_logs(
     ctx: CtxDep,
     caller: CallerDep,
@@ -112,7 +114,7 @@ async def get_logs(
 @router.get(
     "/{job_id}/logs/stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **route_errors(401, 404)},
 )
 async def stream_logs(
     request: Request, ctx: CtxDep, caller: CallerDep, job_id: str
@@ -129,18 +131,23 @@ async def stream_logs(
     return EventSourceResponse(sse(), headers={"X-Accel-Buffering": "no"}, ping=15)
 
 
-@router.get("/{job_id}/events", response_model=EventsResponse)
+@router.get("/{job_id}/events", response_model=EventsResponse, responses=route_errors(401, 404))
 def get_events(ctx: CtxDep, caller: CallerDep, job_id: str) -> Response:
-    return _json({"job_id": job_id, "events": job_service.list_events(ctx, caller, job_id)})
+    events = job_service.list_events(ctx, caller, job_id)
+    return _json({"job_id": job_id, "events": [event_to_dict(e) for e in events]})
 
 
-@router.post("/{job_id}/cancel", response_model=CancelResponse)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=CancelResponse,
+    responses=route_errors(401, 404, 409, 502, 503),
+)
 async def cancel_job(ctx: CtxDep, caller: CallerDep, job_id: str) -> Response:
     job = await job_service.cancel_job(ctx, caller, job_id)
     return _json({"success": True, "job_id": job.job_id, "status": job.status.value})
 
 
-@router.delete("/{job_id}", response_model=DeleteResponse)
+@router.delete("/{job_id}", response_model=DeleteResponse, responses=route_errors(401, 404, 409))
 def delete_job(ctx: CtxDep, caller: CallerDep, job_id: str) -> Response:
     job_service.delete_job(ctx, caller, job_id)
     return _json({"success": True, "job_id": job_id})
