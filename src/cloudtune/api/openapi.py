@@ -34,7 +34,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "Set by login; a state change also needs the X-CSRF-Token header.",
     },
 }
-_CALLER_SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES] + [{}]
+_CALLER_SECURITY: list[dict[str, list[str]]] = [{name: []} for name in SECURITY_SCHEMES]
+_CALLER_SECURITY.append({})
 # Routes that resolve their caller in their own body rather than by a dependency (the job
 # reads' fast path; logout ends whatever session it is given).
 RESOLVE_CALLER_THEMSELVES = frozenset(
@@ -72,7 +73,7 @@ def _declare_security(app: FastAPI, schema: dict[str, Any]) -> None:
     for route in _api_routes(app.routes):
         if not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             operation = schema["paths"].get(route.path_format, {}).get(method.lower())
             if operation is None:
                 continue

@@ -21,15 +21,3 @@ class HardwareProfile:
         if self.gpu_type is None:
             return "CPU"
         return self.gpu_type if self.gpu_count == 1 else f"{self.gpu_count}x {self.gpu_type}"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "hardware_type": self.label,
-            "gpu_type": self.gpu_type,
-            "gpu_count": self.gpu_count,
-            "vram_gb": self.vram_gb,
-            "price_per_hour_usd": self.price_per_hour_micros / 1_000_000,
-            "default_steps_per_second": self.default_steps_per_second,
-        }
