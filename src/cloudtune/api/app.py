@@ -10,15 +10,15 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from cloudtune import __version__
+from cloudtune.api.edge import Edge
 from cloudtune.api.errors import install_error_handlers
-from cloudtune.api.guards import HostGuard, ProxyHeaders, parse_networks
-from cloudtune.api.limits import BodyLimit
+from cloudtune.api.guards import parse_networks
 from cloudtune.api.openapi import install_openapi
-from cloudtune.api.response_cache import ResponseCache
 from cloudtune.api.routes import auth as auth_routes
 from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
 from cloudtune.errors import ConflictError
 from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.cache import VersionedCache
 from cloudtune.services.callers import is_loopback
 from cloudtune.services.context import Context
 from cloudtune.services.provider_settings import ProviderSettingsStore
@@ -73,7 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciler = Reconciler(ctx)
         app.state.ctx = ctx
         app.state.reconciler = reconciler
-        app.state.response_cache = ResponseCache(db, ttl=settings.response_cache_ttl_seconds)
+        # Rendered job lists and details: any committed write of this process ends every
+        # entry, so a client reads its own writes; the TTL bounds the rest (ticking durations,
+        # other replicas' writes).
+        app.state.response_cache = VersionedCache(
+            lambda: db.write_version, ttl=settings.response_cache_ttl_seconds, size=2048
+        )
         app.state.metrics = ctx.metrics
         ctx.metrics.watch_jobs(lambda: _job_counts(db))
         await reconciler.start()
@@ -93,12 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    # The last added runs first: Host/Origin, then the client address, then the body limit,
-    # all before routing and authentication.
+    # Host/Origin, the client address, then the hot reads' fast path or the body limit, all
+    # before routing and authentication.
     parse_networks(settings.trusted_proxies or ())  # a bad entry stops start-up, not a request
-    app.add_middleware(BodyLimit, settings=settings)
-    app.add_middleware(ProxyHeaders, settings=settings)
-    app.add_middleware(HostGuard, settings=settings)
+    app.add_middleware(Edge, settings=settings)
     for module in (health, auth_routes, jobs, configs, providers, costs, webhooks):
         app.include_router(module.router)
 

@@ -10,8 +10,8 @@
   else could pick an address and with it a fresh login budget or a place on a webhook
   allowlist. uvicorn's own proxy handling is turned off wherever the server starts.
 
-Both are plain ASGI middleware (no per-request objects) because they sit in front of every
-request the benchmarks count.
+Both are checks the one edge middleware (cloudtune.api.edge) runs on every request, before
+anything else; they make no per-request objects.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from cloudtune.api.errors import envelope
 from cloudtune.settings import Settings
@@ -109,52 +109,35 @@ class HostGuard:
     "same-site".
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.hosts = allowed_hosts(settings)
         self.public_origin = _public_origin(settings)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        host = origin = fetch_site = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"origin":
-                origin = value.decode("latin-1")
-            elif name == b"sec-fetch-site":
-                fetch_site = value.decode("latin-1").strip().lower()
+    def refusal(
+        self, host: str | None, origin: str | None, fetch_site: str | None
+    ) -> tuple[int, str, str] | None:
+        """(status, code, detail) of the refusal for these headers' values; None: they pass."""
         # HTTP/1.0 may omit Host; a browser never does, so such a request is no rebinding page.
         addressed = split_host(host) if host is not None else None
         if host is not None and (
             addressed is None or (self.hosts is not None and addressed[0] not in self.hosts)
         ):
-            await self._refuse(
-                scope,
-                receive,
-                send,
+            return (
                 400,
                 "host_not_allowed",
                 f"this server does not answer to the host {host!r}; add it to "
                 "CLOUDTUNE_ALLOWED_HOSTS if it is one of this server's names",
             )
-            return
         if fetch_site == "cross-site" or (
             origin is not None and not self._same_origin(origin, addressed)
         ):
-            await self._refuse(
-                scope,
-                receive,
-                send,
+            return (
                 403,
                 "cross_origin_refused",
                 "requests from another web origin are refused; scripts and the SDK send no "
                 "Origin header",
             )
-            return
-        await self.app(scope, receive, send)
+        return None
 
     def _same_origin(self, origin: str, addressed: tuple[str, int | None] | None) -> bool:
         parsed = _origin_tuple(origin)  # "null" (sandboxed frames, file: pages) is None
@@ -169,7 +152,7 @@ class HostGuard:
         return origin_host == host and origin_port == (port or _DEFAULT_PORTS[scheme])
 
     @staticmethod
-    async def _refuse(
+    async def refuse(
         scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
     ) -> None:
         log.debug("refused %s %s: %s", scope.get("method", "WS"), scope["path"], code)
@@ -215,23 +198,17 @@ class ProxyHeaders:
     the client and proves nothing. A value that is not an IP address leaves the peer in place.
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.proxies = parse_networks(settings.trusted_proxies or ())
 
     def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         return address is not None and any(address in network for network in self.proxies)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def apply(self, scope: Scope) -> None:
+        """Rewrite an http or websocket scope in place."""
         client = scope.get("client")
-        if (
-            self.proxies
-            and scope["type"] in ("http", "websocket")
-            and client
-            and self._trusted(_address(client[0]))
-        ):
+        if self.proxies and client and self._trusted(_address(client[0])):
             self._resolve(scope)
-        await self.app(scope, receive, send)
 
     def _resolve(self, scope: Scope) -> None:
         forwarded: list[str] = []

@@ -49,32 +49,34 @@ def body_limit_for(path: str, default: int) -> int | None:
 
 class BodyLimit:
     """413 `payload_too_large` for a body over its route's limit, 408 `request_timeout` for one
-    that arrives too slowly; both in the error envelope, neither reads the rest of the body."""
+    that arrives too slowly; both in the error envelope, neither reads the rest of the body.
+    The edge middleware (cloudtune.api.edge) calls it for every http request, with the body
+    headers it has read."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.default_limit = settings.max_body_bytes
         self.timeout = settings.body_timeout_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def __call__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        declared: int | None,
+        chunked: bool,
+    ) -> None:
+        """`declared`: the Content-Length (None when absent or not a number); `chunked`:
+        whether a Transfer-Encoding came."""
         limit = body_limit_for(scope["path"], self.default_limit)
-        declared: int | None = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = int(value) if value.isdigit() else None
-            elif name == b"transfer-encoding":
-                chunked = True
         if limit is None or (declared in (None, 0) and not chunked):
-            await self.app(scope, receive, send)  # no body, or a route that limits its own
+            await app(scope, receive, send)  # no body, or a route that limits its own
             return
         if declared is not None and declared > limit:
             await _too_large(limit)(scope, _nothing, send)
             return
-        await _LimitedRequest(scope, receive, send, limit, self.timeout).run(self.app)
+        await _LimitedRequest(scope, receive, send, limit, self.timeout).run(app)
 
 
 class _LimitedRequest:

@@ -56,6 +56,8 @@ class Database:
         # what they hold with it.
         self.write_version = 0
         self._peek: sqlite3.Connection | None = None
+        database = make_url(url).database if self.is_sqlite else None
+        self._peek_path = database if database and database != ":memory:" else None
         self._peek_lock = threading.Lock()
 
     @contextmanager
@@ -95,16 +97,16 @@ class Database:
         open in autocommit (each statement sees the latest commit of any process): a few
         microseconds, cheap enough to run on the event loop. None on other databases, or
         when the read fails."""
-        if not self.is_sqlite:
-            return None
-        database = make_url(self.url).database
-        if not database or database == ":memory:":
+        if self._peek_path is None:
             return None
         with self._peek_lock:
             try:
                 if self._peek is None:
                     self._peek = sqlite3.connect(
-                        database, check_same_thread=False, isolation_level=None, timeout=0.05
+                        self._peek_path,
+                        check_same_thread=False,
+                        isolation_level=None,
+                        timeout=0.05,
                     )
                 row = self._peek.execute(sql).fetchone()
             except sqlite3.Error:
