@@ -16,6 +16,7 @@ from cloudtune.domain.jobs import JobStatus
 from cloudtune.domain.training import build_spec
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.base import JobBundle, NotMine, ProviderHandle, RestoredJob
+from cloudtune.providers.local import processes
 from cloudtune.providers.local.provider import LocalProvider
 from cloudtune.settings import LocalProviderSettings, Settings
 from tests.factories import job_body, make_dataset, make_job
@@ -179,7 +180,9 @@ async def test_a_new_provider_re_adopts_a_live_trainer_and_fails_a_dead_one(
 
 
 @pytest.mark.trainer
-async def test_a_job_another_replica_holds_is_not_judged_nor_stopped(tmp_path: Path) -> None:
+async def test_a_job_another_replica_holds_is_not_judged_nor_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two replicas on one host and home folder (the harshest case: the run folder is there):
     the one that did not start the job answers NotMine, cancels nothing, restores nothing."""
     first = provider_for(tmp_path, replica_id="a")
@@ -189,19 +192,19 @@ async def test_a_job_another_replica_holds_is_not_judged_nor_stopped(tmp_path: P
         handle = await first.submit(job, bundle_for(tmp_path, steps=100000))
         await wait_for(first, handle, {JobStatus.RUNNING})
         pid = (await first.status(handle)).metadata["pid"]
-        other = provider_for(tmp_path, replica_id="b")
-        await other.restore([RestoredJob(job, handle, "http://127.0.0.1:9/x", "t")])
-        await other.start(lambda: None)
-        try:
+        signals: list[int] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(
+                processes.TrainerProcess, "signal_group", lambda _, sig: signals.append(sig)
+            )
+            other = provider_for(tmp_path, replica_id="b")
+            await other.restore([RestoredJob(job, handle, "http://127.0.0.1:9/x", "t")])
             assert not other.holds(handle) and first.holds(handle)
             assert await other.status(handle) == NotMine(owner="a")
             await other.cancel(handle)
-            assert not other.has_running_processes()
-            await asyncio.sleep(0.2)  # two of the provider's ticks: nothing may stop it
-            assert _alive(pid)
-            assert (await first.status(handle)).status == JobStatus.RUNNING
-        finally:
-            await other.stop()
+            assert not other.has_running_processes() and signals == []
+        assert _alive(pid)
+        assert (await first.status(handle)).status == JobStatus.RUNNING
         # An owner's name it does not know; a handle from before owners were recorded is
         # held by the replica whose home has its run folder.
         legacy = ProviderHandle(ref=job.job_id)
