@@ -124,7 +124,9 @@ def test_local_jobs_stay_with_their_replica_and_end_when_cancelled_through_the_o
             lambda server=server: (server.job(job_id)["progress"]["step"] or 0) >= 5,
             f"progress through {server.url}",
         )
-    time.sleep(6 * INTERVAL)  # let b run several reconcile passes over the job
+    for _ in range(3):  # passes of b over every active job, on top of its own loop's
+        synced = b.post("/api/cloud/jobs/sync")
+        assert synced.status_code == 200, synced.text
     for server in (a, b):
         job = server.job(job_id)
         assert job["status"] == "running", job["error_message"]
@@ -219,7 +221,15 @@ def test_remote_jobs_are_polled_by_one_replica_at_a_time_and_taken_over(
             job_ids.append(submitted.json()["job_id"])
         predictions = {job_id: a.job(job_id)["metadata"]["prediction_id"] for job_id in job_ids}
         wait_for(lambda: len(replicas.leases()) == 20, "a lease on every job", timeout=10)
-        time.sleep(3 * LEASE)  # both alive: leases renewed, never shared, for a while
+
+        def read_over_a_lease() -> bool:
+            """Every prediction read over more than a lease period: leases were renewed."""
+            spans: dict[str, list[float]] = {}
+            for _, prediction, at in list(polls):
+                spans.setdefault(prediction, []).append(at)
+            return len(spans) == 20 and all(max(t) - min(t) > LEASE for t in spans.values())
+
+        wait_for(read_over_a_lease, "reads over more than a lease period", timeout=20)
 
         # Each prediction was read by one replica only while both lived.
         both_alive = list(polls)
