@@ -79,6 +79,11 @@ class Reconciler:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def passes_done(self) -> int:
+        """Passes of the loop so far: a provider is asked about a job at most once in each."""
+        return self._passes_done
+
     async def start(self) -> None:
         """Hand this replica's active jobs back to their providers, start provider loops,
         then poll."""
