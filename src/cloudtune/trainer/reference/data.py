@@ -71,8 +71,8 @@ def load_images(samples: list[Sample], resolution: int) -> torch.Tensor:
 
 
 def _load(path: Path, resolution: int) -> torch.Tensor:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         width, height = image.size
         scale = resolution / min(width, height)
         size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))

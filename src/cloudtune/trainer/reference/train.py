@@ -59,7 +59,7 @@ class RunConfig:
             learning_rate=float(args.get("learning_rate") or 1e-3),
             batch_size=int(args.get("train_batch_size") or 4),
             seed=int(args.get("seed") or 42),
-            num_samples=int(args.get("num_samples") if args.get("num_samples") is not None else 4),
+            num_samples=_int_or(args.get("num_samples"), 4),
             base_weights=str(base) if base and str(base).endswith(".safetensors") else None,
         )
 
@@ -213,3 +213,10 @@ def _sample(
         t = torch.full((len(prompts),), i / steps, device=device)
         x = x - model(x, t, prompts) / steps
     return x
+
+
+def _int_or(value: object, default: int) -> int:
+    """An integer argument where 0 is a real value (so `or default` will not do)."""
+    if value is None:
+        return default
+    return int(value) if isinstance(value, int | float) else int(str(value))
