@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="A self-hosted control plane for fine-tuning jobs on GPUs.",
         lifespan=lifespan,
+        # We configure no OpenTelemetry; left on, FastAPI asks the global providers (reading
+        # the environment) on every request, 5 % of a cached answer (bench/RESULTS.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_openapi(app)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, select, update
+from sqlalchemy import CursorResult, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -15,33 +15,28 @@ from cloudtune.domain.jobs import (
     ACTIVE_STATUSES,
     Job,
     JobStatus,
-    JobType,
     Progress,
     can_transition,
     utcnow,
 )
+
+# The reads live in store.job_reads; these names stay importable from here.
+from cloudtune.store.job_reads import _LIST_COLUMNS as _LIST_COLUMNS
+from cloudtune.store.job_reads import JobFilter as JobFilter
+from cloudtune.store.job_reads import _jobs as _jobs
+from cloudtune.store.job_reads import _to_job as _to_job
+from cloudtune.store.job_reads import count_jobs as count_jobs
+from cloudtune.store.job_reads import get_job as get_job
+from cloudtune.store.job_reads import list_jobs as list_jobs
+from cloudtune.store.job_reads import user_key as user_key
 from cloudtune.store.tables import (
     IdempotencyKeyModel,
     JobCountModel,
     JobEventModel,
     JobLeaseModel,
-    JobModel,
 )
 
 log = logging.getLogger(__name__)
-
-_jobs = cast(Table, JobModel.__table__)
-# The list leaves out the heavy and the private columns.
-_LIST_COLUMNS = [c for c in _jobs.c if c.name not in ("config_snapshot", "provider_data")]
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    statuses: tuple[JobStatus, ...] = ()
-    provider: str | None = None
-    job_type: JobType | None = None
-    user_id: str | None = None
-    only_user: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +44,6 @@ class StatusChange:
     applied: bool
     job: Job
     previous: JobStatus
-
-
-def user_key(user_id: str | None) -> str:
-    return user_id or ""
 
 
 def insert_job(session: Session, job: Job) -> None:
@@ -132,28 +123,6 @@ def find_idempotent_job_id(session: Session, *, user_id: str | None, key: str) -
             IdempotencyKeyModel.expires_at > utcnow(),
         )
     )
-
-
-def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job | None:
-    query = select(_jobs).where(_jobs.c.job_id == job_id)
-    if for_update:
-        query = query.with_for_update()
-    row = session.execute(query).mappings().first()
-    return _to_job(row) if row is not None else None
-
-
-def list_jobs(session: Session, flt: JobFilter, *, limit: int, offset: int) -> list[Job]:
-    query = select(*_LIST_COLUMNS).where(*_filter_conditions(_jobs, flt))
-    query = query.order_by(_jobs.c.created_at.desc(), _jobs.c.job_id.desc())
-    query = query.limit(limit).offset(offset)
-    return [_to_job(row) for row in session.execute(query).mappings()]
-
-
-def count_jobs(session: Session, flt: JobFilter) -> int:
-    counts = cast(Table, JobCountModel.__table__)
-    query = select(func.coalesce(func.sum(counts.c.count), 0))
-    query = query.where(*_filter_conditions(counts, flt))
-    return int(session.scalar(query) or 0)
 
 
 def list_active_jobs(session: Session, *, provider: str | None = None) -> list[Job]:
@@ -296,25 +265,6 @@ def list_events(session: Session, job_id: str) -> list[JobEventModel]:
     )
 
 
-def _filter_conditions(table: Table, flt: JobFilter) -> list[ColumnElement[bool]]:
-    """One filter for the jobs table and for its running counts, so a page and its `total`
-    always agree."""
-    conditions: list[ColumnElement[bool]] = []
-    if flt.statuses:
-        conditions.append(table.c.status.in_([s.value for s in flt.statuses]))
-    if flt.provider:
-        conditions.append(table.c.provider == flt.provider)
-    if flt.job_type:
-        conditions.append(table.c.job_type == flt.job_type.value)
-    if flt.only_user:
-        if table is _jobs:
-            owner = table.c.user_id
-            conditions.append(owner.is_(None) if flt.user_id is None else owner == flt.user_id)
-        else:
-            conditions.append(table.c.user_key == user_key(flt.user_id))
-    return conditions
-
-
 def _bump_count(
     session: Session,
     user_id: str | None,
@@ -338,38 +288,6 @@ def _bump_count(
         set_={"count": counts.c.count + delta},
     )
     session.execute(stmt)
-
-
-def _to_job(row: Any) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        job_type=JobType(row["job_type"]),
-        provider=row["provider"],
-        status=JobStatus(row["status"]),
-        created_at=row["created_at"],
-        config_name=row["config_name"],
-        tracker_run_name=row["tracker_run_name"],
-        user_id=row["user_id"],
-        queued_at=row["queued_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        hardware_type=row["hardware_type"],
-        hardware_profile=row["hardware_profile"],
-        price_per_hour_micros=row["price_per_hour_micros"],
-        estimated_cost_micros=row["estimated_cost_micros"],
-        cost_micros=row["cost_micros"],
-        max_cost_micros=row["max_cost_micros"],
-        progress=Progress.from_dict(row["progress"]),
-        error_message=row["error_message"],
-        output_url=row["output_url"],
-        outputs=row["outputs"] or [],
-        queue_position=row["queue_position"],
-        priority=row["priority"],
-        metadata=row["metadata"] or {},
-        config_snapshot=row.get("config_snapshot"),
-        provider_ref=row["provider_ref"],
-        provider_data=row.get("provider_data") or {},
-    )
 
 
 def find_by_provider_ref(session: Session, provider: str, ref: str) -> Job | None:
