@@ -70,7 +70,8 @@ class TrainingSpec:
 
     @property
     def max_train_steps(self) -> int | None:
-        return self.get("max_train_steps")
+        steps = self.get("max_train_steps")  # checked to be an int (or absent) on the way in
+        return steps if isinstance(steps, int) else None
 
     def local_datasets(self) -> list[dict[str, Any]]:
         return [

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Float, case, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Float,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -183,7 +195,7 @@ def _spend(
         )
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def take_login_token(

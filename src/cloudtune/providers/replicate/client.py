@@ -107,7 +107,7 @@ class ReplicateClient:
     # -- endpoints ------------------------------------------------------------------------
 
     async def account(self) -> dict[str, Any]:
-        return await self._safe("GET", "account")
+        return await self._safe_object("GET", "account")
 
     async def hardware(self) -> list[dict[str, Any]]:
         answer = await self._safe("GET", "hardware")  # a bare array, not a page
@@ -143,7 +143,7 @@ class ReplicateClient:
 
     async def latest_version(self, model: str) -> str:
         path = f"models/{model}/versions"
-        results = (await self._safe("GET", path)).get("results") or []
+        results = (await self._safe_object("GET", path)).get("results") or []
         if not results:
             raise ReplicateError(
                 404,
@@ -153,16 +153,16 @@ class ReplicateClient:
         return str(results[0]["id"])
 
     async def versions(self, model: str) -> list[dict[str, Any]]:
-        page = await self._safe("GET", f"models/{model}/versions")
+        page = await self._safe_object("GET", f"models/{model}/versions")
         return list(page.get("results") or [])
 
     async def get_prediction(self, prediction_id: str) -> dict[str, Any]:
-        return await self._safe("GET", f"predictions/{prediction_id}")
+        return await self._safe_object("GET", f"predictions/{prediction_id}")
 
     async def cancel_prediction(self, prediction_id: str) -> dict[str, Any] | None:
         """Idempotent; a prediction Replicate no longer knows counts as cancelled."""
         try:
-            return await self._safe("POST", f"predictions/{prediction_id}/cancel")
+            return await self._safe_object("POST", f"predictions/{prediction_id}/cancel")
         except ReplicateError as exc:
             if exc.status == 404:
                 return None
@@ -180,7 +180,7 @@ class ReplicateClient:
         for _ in range(max_pages):
             if url is None:
                 return
-            page = await self._safe("GET", url)
+            page = await self._safe_object("GET", url)
             for item in page.get("results") or []:
                 yield item
             url = page.get("next")
@@ -203,7 +203,7 @@ class ReplicateClient:
                     timeout=httpx.Timeout(self._upload_timeout, connect=10.0),
                 )
 
-        return await self._with_retries(send, f"POST {url}")
+        return _object(await self._with_retries(send, f"POST {url}"), f"POST {url}")
 
     async def create_prediction(self, body: dict[str, Any]) -> dict[str, Any]:
         """One create. A 429 (not applied) is waited out and sent again; a failure that may have
@@ -228,7 +228,7 @@ class ReplicateClient:
                 self._breaker.record_failure()
                 await asyncio.sleep(_retry_after(response) or _backoff(attempt + 1))
                 continue
-            return self._result(response, request)
+            return _object(self._result(response, request), request)
         raise AssertionError("unreachable")
 
     # -- plumbing -------------------------------------------------------------------------
@@ -246,6 +246,9 @@ class ReplicateClient:
     async def _safe(self, method: str, path: str) -> Any:
         url = self._url(path)
         return await self._with_retries(lambda: self._http.request(method, url), f"{method} {url}")
+
+    async def _safe_object(self, method: str, path: str) -> dict[str, Any]:
+        return _object(await self._safe(method, path), f"{method} {self._url(path)}")
 
     async def _with_retries(
         self, send: Callable[[], Awaitable[httpx.Response]], request: str
@@ -295,7 +298,7 @@ def _wait(retry_state: Any) -> float:
 
 
 def _backoff(attempt: int) -> float:
-    base = min(10.0, 0.25 * 2 ** (attempt - 1))
+    base = min(10.0, 0.25 * 2.0 ** (attempt - 1))
     return base * (0.5 + random.random())  # noqa: S311 - jitter, not security
 
 
@@ -314,3 +317,10 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("title") or body)[:300]
     return str(body)[:300]
+
+
+def _object(answer: Any, request: str) -> dict[str, Any]:
+    """A JSON object answer, or ReplicateError: every endpoint we call answers with one."""
+    if not isinstance(answer, dict):
+        raise ReplicateError(None, "the answer is not a JSON object", request=request)
+    return answer
