@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.training import TrainingSpec
@@ -83,7 +85,7 @@ class ProviderConfig(Protocol):
     """What a provider may read of its saved settings: never the database itself. `config` is
     the provider's settings as its own settings model validated them (see `registry`)."""
 
-    def config(self, provider: str) -> dict[str, Any]: ...
+    def config(self, provider: str) -> BaseModel: ...
 
     def token(self, provider: str) -> str | None: ...
 
@@ -177,6 +179,16 @@ class ReceivesWebhooks(Protocol):
     async def webhook_secret(self) -> str: ...
 
     def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]: ...
+
+    def webhook_policy(self) -> WebhookPolicy:
+        """Who may send webhooks, read from the provider's own settings."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPolicy:
+    allowed_networks: tuple[str, ...] = ()  # empty: any address
+    require_signature: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,12 +21,12 @@ log = logging.getLogger(__name__)
 class NoSettings(BaseModel):
     """The settings of a provider configured only by the server's own settings: none."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class _NoConfig:
-    def config(self, provider: str) -> dict[str, Any]:
-        return {}
+    def config(self, provider: str) -> BaseModel:
+        return settings_model(provider)()
 
     def token(self, provider: str) -> str | None:
         return None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import InvalidInputError
@@ -31,12 +31,13 @@ class ProviderSettingsStore:
         self._db = db
         self._box = box
         # A short TTL too: another replica's write is seen within 5 s.
-        self._cache: VersionedCache[str, tuple[dict[str, Any], str | None]] = VersionedCache(
+        self._cache: VersionedCache[str, tuple[BaseModel, str | None]] = VersionedCache(
             lambda: db.write_version, ttl=5.0, size=64
         )
 
-    def config(self, provider: str) -> dict[str, Any]:
-        return dict(self._load(provider)[0])
+    def config(self, provider: str) -> BaseModel:
+        """The provider's saved settings as its own settings model (frozen: shared by callers)."""
+        return self._load(provider)[0]
 
     def token(self, provider: str) -> str | None:
         """The saved token, else the one the provider takes from the server's environment."""
@@ -51,7 +52,7 @@ class ProviderSettingsStore:
             return "saved"
         return "environment" if self.token(provider) else None
 
-    def _load(self, provider: str) -> tuple[dict[str, Any], str | None]:
+    def _load(self, provider: str) -> tuple[BaseModel, str | None]:
         version = self._db.write_version
         cached = self._cache.get(provider, version=version)
         if cached is not None:
@@ -63,7 +64,7 @@ class ProviderSettingsStore:
         self._cache.put(provider, (config, token), version=version)
         return config, token
 
-    def update(self, caller: Principal, provider: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def update(self, caller: Principal, provider: str, changes: JsonObject) -> BaseModel:
         caller.require("provider.manage")
         model = settings_model(provider)
         unknown = sorted(set(changes) - set(model.model_fields))
@@ -74,11 +75,13 @@ class ProviderSettingsStore:
                 code="invalid_setting",
             )
         try:
-            merged = model.model_validate({**self.config(provider), **changes}).model_dump()
+            merged = model.model_validate({**self.config(provider).model_dump(), **changes})
         except ValidationError as exc:
             raise InvalidInputError(_first_problem(exc), code="invalid_setting") from None
         with self._db.write() as session:
-            provider_store.save_settings(session, provider, at=utcnow(), settings=merged)
+            provider_store.save_settings(
+                session, provider, at=utcnow(), settings=merged.model_dump()
+            )
         return merged
 
     def save_token(self, caller: Principal, provider: str, token: str) -> None:
@@ -100,19 +103,19 @@ class ProviderSettingsStore:
             provider_store.save_settings(session, provider, at=utcnow(), clear_token=True)
 
 
-def _saved_config(provider: str, saved: dict[str, Any]) -> dict[str, Any]:
+def _saved_config(provider: str, saved: JsonObject) -> BaseModel:
     """The provider's settings as its model reads them. Keys it does not know (saved before
     settings were per provider) are left out, and a saved value its model now refuses falls
     back to the default, with a warning, rather than break every call of the provider."""
     model: type[BaseModel] = settings_model(provider)
     known = {key: value for key, value in saved.items() if key in model.model_fields}
     try:
-        return model.model_validate(known).model_dump()
+        return model.model_validate(known)
     except ValidationError as exc:
         bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
         log.warning("%s: saved settings %s are invalid; defaults used", provider, sorted(bad))
         kept = {key: value for key, value in known.items() if key not in bad}
-        return model.model_validate(kept).model_dump()
+        return model.model_validate(kept)
 
 
 def _first_problem(exc: ValidationError) -> str:

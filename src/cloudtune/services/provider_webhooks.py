@@ -90,10 +90,10 @@ async def admit(
     provider = ctx.providers.get(provider_name)
     if not isinstance(provider, ReceivesWebhooks):
         raise InvalidInputError(f"{provider_name} sends no webhooks", code="unknown_provider")
-    config = ctx.provider_settings.config(provider_name) if ctx.provider_settings else {}
-    _check_address(client_ip, config.get("webhook_allowed_ips") or [])
+    policy = provider.webhook_policy()
+    _check_address(client_ip, list(policy.allowed_networks))
     signature = None
-    if config.get("require_signature", True):
+    if policy.require_signature:
         signature = _signature_headers(headers, time.time())
     webhook_id = headers.get("webhook-id") or None
     seen = False

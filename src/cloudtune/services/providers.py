@@ -73,7 +73,7 @@ def get_provider_settings(ctx: Context, caller: Principal, provider: str) -> Pro
     store = _store(ctx)
     return ProviderSettings(
         provider=provider,
-        config=store.config(provider),
+        config=store.config(provider).model_dump(),
         token_configured=store.token(provider) is not None,
         token_source=store.token_source(provider),
     )

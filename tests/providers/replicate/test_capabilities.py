@@ -7,12 +7,13 @@ from typing import Any
 from cloudtune.providers import base
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.providers.replicate.provider import ReplicateProvider
+from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
 
 
 class _Config:
-    def config(self, provider: str) -> dict[str, Any]:
-        return {"default_hardware_profile": "l40s"}
+    def config(self, provider: str) -> ReplicateSettings:
+        return ReplicateSettings(default_hardware_profile="l40s")
 
     def token(self, provider: str) -> str | None:
         return "r8_test"

@@ -36,8 +36,8 @@ def test_each_provider_has_its_own_model() -> None:
 
 
 def test_defaults_until_saved(store: ProviderSettingsStore) -> None:
-    assert store.config("replicate") == ReplicateSettings().model_dump()
-    assert store.config("local") == {}
+    assert store.config("replicate") == ReplicateSettings()
+    assert store.config("local") == NoSettings()
 
 
 @pytest.mark.parametrize(
@@ -57,13 +57,13 @@ def test_a_bad_setting_is_refused_and_nothing_is_saved(
     with pytest.raises(InvalidInputError) as refused:
         store.update(ADMIN, "replicate", changes)
     assert refused.value.code == "invalid_setting"
-    assert store.config("replicate") == ReplicateSettings().model_dump()
+    assert store.config("replicate") == ReplicateSettings()
 
 
 def test_changes_merge_with_what_was_saved(store: ProviderSettingsStore) -> None:
     store.update(ADMIN, "replicate", {"model": "me/trainer", "webhook_url": ""})
     store.update(ADMIN, "replicate", {"webhook_allowed_ips": ["10.0.0.0/8"]})
-    config = store.config("replicate")
+    config = store.config("replicate").model_dump()
     assert config["model"] == "me/trainer" and config["webhook_allowed_ips"] == ["10.0.0.0/8"]
     assert config["default_hardware_profile"] == "h100"
     with pytest.raises(InvalidInputError):
@@ -80,6 +80,6 @@ def test_a_saved_value_the_model_now_refuses_falls_back_to_its_default(
             at=utcnow(),
             settings={"model": 42, "version": "v1", "retired_setting": True},
         )
-    config = store.config("replicate")
+    config = store.config("replicate").model_dump()
     assert config["model"] == "simpletuner/advanced-trainer"
     assert config["version"] == "v1" and "retired_setting" not in config

@@ -28,6 +28,7 @@ from cloudtune.providers.base import (
     ProviderHandle,
     ProviderStatus,
     ProviderVersion,
+    WebhookPolicy,
     tail_lines,
 )
 from cloudtune.providers.replicate.breaker import CircuitBreaker
@@ -254,8 +255,18 @@ class ReplicateProvider:
     # -- internals --------------------------------------------------------------------------
 
     def _own_settings(self) -> ReplicateSettings:
-        # Saved settings were validated by this model when written; defaults fill the rest.
-        return ReplicateSettings.model_validate(self._config.config(self.name))
+        # The store validates saved settings with this provider's own model (registry).
+        saved = self._config.config(self.name)
+        if isinstance(saved, ReplicateSettings):
+            return saved
+        return ReplicateSettings.model_validate(saved.model_dump())
+
+    def webhook_policy(self) -> WebhookPolicy:
+        own = self._own_settings()
+        return WebhookPolicy(
+            allowed_networks=tuple(own.webhook_allowed_ips or ()),
+            require_signature=own.require_signature,
+        )
 
     def _token(self) -> str:
         token = self._config.token(self.name)

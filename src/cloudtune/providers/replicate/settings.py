@@ -15,7 +15,7 @@ DEFAULT_HARDWARE_PROFILE = "h100"
 
 
 class ReplicateSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     webhook_url: str | None = Field(
         default=None,
