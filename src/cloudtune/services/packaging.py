@@ -234,9 +234,9 @@ def _package(scan: DatasetScan, packages_dir: Path) -> Package:
     index_path = packages_dir / f"{scan.manifest_key()}.json"
     index = _read_index(index_path)
     if index is not None:
-        archive = packages_dir / index["archive"]
-        if archive.is_file() and archive.stat().st_size == index["size"]:
-            return Package(archive, index["size"], index["content_hash"], True, len(scan.files))
+        archive = packages_dir / index.archive
+        if archive.is_file() and archive.stat().st_size == index.size:
+            return Package(archive, index.size, index.content_hash, True, len(scan.files))
     tmp = packages_dir / f".{scan.manifest_key()}.{os.getpid()}.{threading.get_ident()}.partial"
     digest = hashlib.sha256()
     reader = _ChunkReader(scan.files)
@@ -337,9 +337,20 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".") or "dataset"
 
 
-def _read_index(path: Path) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """What a manifest's index file says: the archive made from it before."""
+
+    archive: str
+    size: int
+    content_hash: str
+
+
+def _read_index(path: Path) -> _Index | None:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        index = _Index(str(data["archive"]), int(data["size"]), str(data["content_hash"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return data if isinstance(data, dict) else None
+    # Only a plain file name: an index edited to point elsewhere is ignored.
+    return index if Path(index.archive).name == index.archive else None
