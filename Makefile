@@ -21,6 +21,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The test suite starts its own throwaway PostgreSQL cluster per worker (see tests/pg.py).
 # Most tests wait on servers and subprocesses, so more workers than cores pays off.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
@@ -121,7 +122,7 @@ async def stream_logs(
 ) -> EventSourceResponse:
     events = await logstream.follow_logs(ctx, caller, job_id, request.app.state.reconciler)
 
-    async def sse():  # type: ignore[no-untyped-def]
+    async def sse() -> AsyncIterator[dict[str, str]]:
         async for item in events:
             if item.event is None:
                 yield {"data": item.data}
