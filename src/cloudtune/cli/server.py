@@ -77,9 +77,14 @@ def _refuse_open_bind_without_admin(settings: Settings) -> None:
     from cloudtune.api.app import refuse_open_bind_without_admin
     from cloudtune.errors import CloudtuneError
     from cloudtune.store.db import Database
+    from cloudtune.store.drivers import MissingDriverError
 
     settings.ensure_folders()
-    db = Database(settings.resolved_database_url)
+    try:
+        db = Database(settings.resolved_database_url)
+    except MissingDriverError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     try:
         db.migrate()
         refuse_open_bind_without_admin(settings, db)
