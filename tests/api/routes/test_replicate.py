@@ -408,7 +408,11 @@ async def test_sync_finds_what_no_webhook_said(
     job_id = (await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)).json()[
         "job_id"
     ]
-    await asyncio.sleep(1.0)  # done at the fake; no webhook URL is set, so nobody told us
+    # Done at the fake; no webhook URL is set, so nobody told us.
+    deadline = time.monotonic() + 60
+    while fake.predictions_for(job_id)[0].status != "succeeded":
+        assert time.monotonic() < deadline, "the fake never finished the prediction"
+        await asyncio.sleep(0.05)
     synced = (await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})).json()
     assert synced["success"] is True and synced["updated"] >= 1
     job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
