@@ -8,7 +8,8 @@ moves to `queued`, and the reconciler follows it from then on like any other.
 
 `POST /api/cloud/jobs/sync` looks for every such job (`discover_lost_jobs`); the reconciler
 settles the ones lost long enough ago (`settle_orphans`): adopted when found, failed when their
-provider says it does not run them, left for the next pass when it cannot be asked.
+provider says it does not run them, left for the next pass when it cannot be asked or cannot
+tell (a provider whose list was cut off raises rather than leave a running job out).
 
 Load the lost jobs (short transaction), ask the provider (no transaction), then adopt each job
 in its own transaction, only if it still has no reference (a submit still in flight may have
@@ -56,8 +57,9 @@ async def discover_lost_jobs(ctx: Context, provider_name: str | None = None) -> 
 
 async def settle_orphans(ctx: Context, orphans: list[Job]) -> int:
     """Jobs still without a provider reference long after their submit: adopt those their
-    provider runs, fail the rest. A provider that cannot be asked now leaves its jobs for the
-    next pass (failing them could leave a prediction running unseen). The number changed."""
+    provider runs, fail the rest. A provider that cannot be asked now, or cannot tell (its
+    list was cut off), leaves its jobs for the next pass: failing them could leave a
+    prediction running unseen. The number changed."""
     by_provider: dict[str, list[Job]] = defaultdict(list)
     for job in orphans:
         by_provider[job.provider].append(job)

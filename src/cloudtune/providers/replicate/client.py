@@ -58,6 +58,11 @@ class UncertainCreateError(ReplicateError):
     """The create request failed in a way that does not tell whether it was applied."""
 
 
+class IncompleteListingError(Exception):
+    """The list of predictions ended before its last page: one not seen may still exist.
+    Not a ReplicateError: every request answered; the listing chose to stop."""
+
+
 class BreakerOpenError(ReplicateError):
     """Calls are paused; retrying now would only wait for the same answer."""
 
@@ -172,7 +177,9 @@ class ReplicateClient:
         self, *, max_pages: int = 3, created_after: datetime | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Recent predictions, newest first, following the `next` cursor; `created_after`
-        asks Replicate for those created since then only."""
+        asks Replicate for those created since then only. Raises IncompleteListingError after
+        the last item read when a page is left unread (past `max_pages`, or behind a cursor to
+        another host), so that a caller never takes "not listed" for "does not exist"."""
         url: str | None = "predictions"
         if created_after is not None:
             when = created_after.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -185,7 +192,10 @@ class ReplicateClient:
                 yield item
             url = page.get("next")
             if url is not None and not self._url(url).startswith(self._root):
-                return  # a cursor elsewhere would get our token; the first pages suffice
+                # A cursor elsewhere would get our token.
+                raise IncompleteListingError("the next page is on another host; not followed")
+        if url is not None:
+            raise IncompleteListingError(f"more than {max_pages} pages; the rest not read")
 
     async def upload_file(self, path: Path, *, filename: str, content_type: str) -> dict[str, Any]:
         """Retried like a safe call: a second upload only leaves an unused file behind."""

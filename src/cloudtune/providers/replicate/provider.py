@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from cloudtune.providers.base import (
     WebhookPolicy,
     tail_lines,
 )
+from cloudtune.providers.replicate import lookup as tags
 from cloudtune.providers.replicate.breaker import CircuitBreaker
 from cloudtune.providers.replicate.client import (
     MAX_UPLOAD_BYTES,
@@ -39,7 +40,7 @@ from cloudtune.providers.replicate.client import (
     ReplicateError,
     UncertainCreateError,
 )
-from cloudtune.providers.replicate.predictions import JOB_TAG, parse_prediction, tagged_job_id
+from cloudtune.providers.replicate.predictions import JOB_TAG, parse_prediction
 from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
 from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
@@ -55,14 +56,6 @@ _SECRET_TTL = 300.0
 SECRET_RETRY_SECONDS = 30.0
 # A create is sent again only after a lookup shows it was not applied; this many times at most.
 CREATE_ATTEMPTS = 8
-# The lookup after an uncertain create asks for predictions created since a little before the
-# create was sent (clocks differ), so its pages are few.
-LOOKUP_SLACK = timedelta(minutes=5)
-LOOKUP_PAGES = 5
-# Discovery reads predictions of the last hour: after that Replicate has removed their input,
-# and with it our tag.
-DISCOVERY_WINDOW = timedelta(hours=1, minutes=5)
-DISCOVERY_PAGES = 20
 
 
 class ReplicateProvider:
@@ -313,9 +306,10 @@ class ReplicateProvider:
     ) -> dict[str, Any]:
         """Create the prediction at most once: after an uncertain failure (no answer, or a
         5xx that may have come after the create was applied), look for it by its tag and
-        adopt it; the create is sent again only when Replicate's list shows it does not
-        exist. A lookup that cannot be made fails the submit rather than risk two runs."""
-        since = datetime.now(UTC) - LOOKUP_SLACK
+        adopt it; the create is sent again only when Replicate's whole list shows it does not
+        exist. A lookup that cannot be made, or whose list was cut off, fails the submit
+        rather than risk two runs."""
+        since = datetime.now(UTC) - tags.LOOKUP_SLACK
         last: ReplicateError | None = None
         for _ in range(CREATE_ATTEMPTS):
             try:
@@ -323,10 +317,18 @@ class ReplicateProvider:
             except UncertainCreateError as exc:
                 last = exc
                 log.warning("job %s: create answered %s; looking it up", job_id, exc)
-                found = await self._find(client, {job_id}, since, pages=LOOKUP_PAGES)
-                if job_id in found:
+                lookup = await self._find(client, {job_id}, since, pages=tags.LOOKUP_PAGES)
+                if job_id in lookup.found:
                     log.info("job %s: the create had been applied; adopted", job_id)
-                    return found[job_id]
+                    return lookup.found[job_id]
+                if lookup.cut_off is not None:
+                    raise ProviderError(
+                        "replicate: could not confirm whether Replicate created the prediction "
+                        f"(its list of predictions: {lookup.cut_off}); not sent again, to "
+                        "avoid a second run",
+                        code="provider_create_unconfirmed",
+                        provider=self.name,
+                    ) from None
             except ReplicateError as exc:
                 raise _provider_error("create", exc) from None
         assert last is not None
@@ -335,27 +337,28 @@ class ReplicateProvider:
     async def discover(self, job_ids: Collection[str]) -> dict[str, ProviderHandle]:
         """Our predictions among Replicate's recent ones, by the job id each carries in its
         input. Replicate removes an API prediction's input after an hour, so only jobs lost
-        within the last hour can be found; older pages are not read."""
-        since = datetime.now(UTC) - DISCOVERY_WINDOW
-        found = await self._find(self._api(), set(job_ids), since, pages=DISCOVERY_PAGES)
-        return {job_id: self._handle(prediction) for job_id, prediction in found.items()}
+        within the last hour can be found; older pages are not read. Raises ProviderError
+        when the list was cut off before every job was found: a job not found then may
+        still run, and the caller must not take it for one that never reached Replicate."""
+        since = datetime.now(UTC) - tags.DISCOVERY_WINDOW
+        lookup = await self._find(self._api(), set(job_ids), since, pages=tags.DISCOVERY_PAGES)
+        unknown = lookup.unknown(job_ids)
+        if unknown:
+            raise ProviderError(
+                f"replicate: {len(unknown)} lost job(s) neither found nor ruled out (the list "
+                f"of predictions: {lookup.cut_off})",
+                code="provider_listing_incomplete",
+                provider=self.name,
+            )
+        return {job_id: self._handle(prediction) for job_id, prediction in lookup.found.items()}
 
     async def _find(
         self, client: ReplicateClient, job_ids: set[str], since: datetime, *, pages: int
-    ) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        if not job_ids:
-            return found
+    ) -> tags.Lookup:
         try:
-            async for prediction in client.predictions(max_pages=pages, created_after=since):
-                job_id = tagged_job_id(prediction)
-                if job_id in job_ids and job_id not in found:
-                    found[job_id] = prediction
-                    if len(found) == len(job_ids):
-                        break
+            return await tags.find_tagged(client, job_ids, since, pages=pages)
         except ReplicateError as exc:
             raise _provider_error("prediction lookup", exc) from None
-        return found
 
     def _handle(self, prediction: dict[str, Any]) -> ProviderHandle:
         """A handle like `submit`'s, for a prediction found by its tag."""
