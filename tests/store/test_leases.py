@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy import event
+
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.store import jobs as job_store
 from cloudtune.store import leases
@@ -82,3 +85,27 @@ def test_cancel_requests_keep_the_first_ask_until_cleared(db: Database) -> None:
         leases.clear_cancel_request(session, b.job_id)
     with db.read() as session:
         assert [job.job_id for job in leases.list_cancel_requests(session)] == [a.job_id]
+
+
+def test_dropping_ended_jobs_leases_looks_up_only_the_leased_jobs(db: Database) -> None:
+    """It runs every pass: it must walk the few lease rows and look their jobs up by key,
+    never read the ended jobs by status (a million of them after a while)."""
+    if not db.is_sqlite:
+        pytest.skip("the plan is read with SQLite's EXPLAIN QUERY PLAN")
+    ran: list[tuple[str, object]] = []
+
+    def record(_c: object, _cur: object, stmt: str, params: object, *_: object) -> None:
+        ran.append((stmt, params))
+
+    with db.write() as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", record)
+        leases.release_ended(session)
+        event.remove(connection, "before_cursor_execute", record)
+        [(statement, params)] = ran
+        plan = [
+            row[3]
+            for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)  # type: ignore[arg-type]
+        ]
+    on_jobs = [step for step in plan if " jobs " in f"{step} "]
+    assert on_jobs and all("(job_id=?)" in step for step in on_jobs), plan

@@ -71,9 +71,19 @@ def release(session: Session, job_ids: Iterable[str], *, owner: str) -> int:
 def release_ended(session: Session) -> int:
     """Drop the leases of jobs that have ended, whoever held them: nothing polls those.
     (`store.jobs.switch_job_status` drops a job's lease as it ends; this catches leases a
-    job kept through a status change made by an older server.)"""
-    ended = select(_jobs.c.job_id).where(_jobs.c.status.in_([s.value for s in TERMINAL_STATUSES]))
-    result = session.execute(delete(_leases).where(_leases.c.job_id.in_(ended)))
+    job kept through a status change made by an older server.)
+
+    It runs every pass: it walks the lease rows (a few, one per active remote job) and looks
+    each job up by its key, never the ended jobs (millions, after a while)."""
+    ended = (
+        select(_jobs.c.job_id)
+        .where(
+            _jobs.c.job_id == _leases.c.job_id,
+            _jobs.c.status.in_([s.value for s in TERMINAL_STATUSES]),
+        )
+        .exists()
+    )
+    result = session.execute(delete(_leases).where(ended))
     return int(cast(CursorResult[object], result).rowcount)
 
 
@@ -87,6 +97,12 @@ def request_cancel(session: Session, job_id: str, *, at: datetime) -> None:
         .where(_jobs.c.job_id == job_id, _jobs.c.cancel_requested_at.is_(None))
         .values(cancel_requested_at=at)
     )
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    """Whether the job's cancel still waits for the replica that holds it."""
+    query = select(_jobs.c.cancel_requested_at).where(_jobs.c.job_id == job_id)
+    return session.execute(query).scalar() is not None
 
 
 def list_cancel_requests(session: Session) -> list[Job]:
