@@ -13,6 +13,7 @@ import pytest
 
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import LOCAL_ADMIN
+from cloudtune.errors import ConflictError
 from cloudtune.providers.base import NotMine, ProviderHandle, ProviderStatus, RestoredJob
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services import jobs as job_service
@@ -66,12 +67,16 @@ class FakeRemote:
 
 @dataclass
 class FakeLocal:
-    """A provider whose jobs live in one replica: the owner named in the handle."""
+    """A provider whose jobs live in one replica: the owner named in the handle. A cancelled
+    job's trainer stops at once unless `slow_stop`; then it runs until the test adds its ref
+    to `stopped`."""
 
     replica: str
     asked: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    stopped: set[str] = field(default_factory=set)
+    slow_stop: bool = False
     name: str = "local"
     job_type: str = JobType.LOCAL.value
     poll_with_backoff: bool = False
@@ -83,10 +88,14 @@ class FakeLocal:
         self.asked.append(handle.ref)
         if not self.holds(handle):
             return NotMine(owner=handle.data.get("owner"))
+        if handle.ref in self.stopped:
+            return ProviderStatus(status=JobStatus.CANCELLED)
         return ProviderStatus(status=JobStatus.RUNNING)
 
     async def cancel(self, handle: ProviderHandle) -> None:
         self.cancelled.append(handle.ref)
+        if not self.slow_stop:
+            self.stopped.add(handle.ref)
 
     async def restore(self, jobs: list[RestoredJob]) -> None:
         self.restored.extend(restored.job.job_id for restored in jobs)
@@ -150,11 +159,11 @@ def remote_job(db: Database, clock: Clock) -> Job:
     return job
 
 
-def local_job(db: Database, clock: Clock, owner: str) -> Job:
+def local_job(db: Database, clock: Clock, owner: str, ref: str = "ref") -> Job:
     return create_job(
         db,
         status=JobStatus.RUNNING,
-        provider_ref="ref",
+        provider_ref=ref,
         provider_data={"owner": owner},
         created_at=clock.now(),
     )
@@ -348,3 +357,108 @@ async def test_a_remote_job_is_cancelled_by_whichever_replica_is_asked(
     await a.reconciler.run_pass()
     with db.read() as session:
         assert lease_store.holders(session, [job.job_id]) == {}
+
+
+async def test_a_job_whose_cancel_waits_for_its_holder_cannot_be_deleted(
+    replicas: dict[str, Replica], db: Database, clock: Clock
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    job = local_job(db, clock, owner="a")
+    await job_service.cancel_job(b.ctx, LOCAL_ADMIN, job.job_id)
+    with pytest.raises(ConflictError) as refused:
+        job_service.delete_job(b.ctx, LOCAL_ADMIN, job.job_id)
+    assert refused.value.code == "cancel_pending"
+    assert "not stopped its trainer yet" in refused.value.detail
+    with db.read() as session:  # the row, and with it the request, is still there
+        assert [j.job_id for j in lease_store.list_cancel_requests(session)] == [job.job_id]
+
+    await a.reconciler.run_pass()
+    assert a.local.cancelled == ["ref"]
+    job_service.delete_job(b.ctx, LOCAL_ADMIN, job.job_id)
+    with db.read() as session:
+        assert job_store.get_job(session, job.job_id) is None
+
+
+async def test_a_cancel_taken_while_the_holder_was_down_stops_its_trainer_after_restart(
+    replicas: dict[str, Replica], db: Database, clock: Clock
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    a.local.slow_stop = True  # a trainer stops within its cancel grace, not at once
+    job = local_job(db, clock, owner="a", ref="live")
+    other = local_job(db, clock, owner="b", ref="b-live")
+    await job_service.cancel_job(b.ctx, LOCAL_ADMIN, job.job_id)  # a is down meanwhile
+    await job_service.cancel_job(a.ctx, LOCAL_ADMIN, other.job_id)
+    assert status_of(db, job.job_id) == JobStatus.CANCELLED
+
+    # a starts again: its provider gets the ended job back (a live trainer is re-adopted);
+    # b's job, whose cancel waits for b, is not a's.
+    await a.reconciler.start()
+    await a.reconciler.stop()
+    assert a.local.restored == [job.job_id]
+
+    await a.reconciler.run_pass()
+    assert a.local.cancelled == ["live"]
+    with db.read() as session:  # the trainer still runs: the request stays
+        asked = {j.job_id for j in lease_store.list_cancel_requests(session)}
+    assert asked == {job.job_id, other.job_id}
+
+    a.local.stopped.add("live")
+    await a.reconciler.run_pass()
+    with db.read() as session:
+        assert [j.job_id for j in lease_store.list_cancel_requests(session)] == [other.job_id]
+    assert status_of(db, job.job_id) == JobStatus.CANCELLED
+
+
+async def test_a_provider_polled_every_pass_is_still_polled_by_one_replica_at_a_time(
+    replicas: dict[str, Replica], db: Database, clock: Clock, polls: list[tuple[str, str]]
+) -> None:
+    """Not pinned to a replica means polled under a lease, whatever its poll schedule."""
+    a, b = replicas["a"], replicas["b"]
+    a.remote.poll_with_backoff = b.remote.poll_with_backoff = False
+    jobs = [remote_job(db, clock) for _ in range(2)]
+    for _ in range(6):
+        await a.reconciler.run_pass()
+        await b.reconciler.run_pass()
+        clock.advance(0.5)
+    assert {replica for replica, _ in polls} == {"a"}
+    assert len(polls) == 6 * len(jobs)  # every pass: no backoff for this provider
+    with db.read() as session:
+        holders = lease_store.holders(session, [j.job_id for j in jobs])
+    assert {owner for owner, _ in holders.values()} == {"a"}
+
+
+async def test_a_reader_on_a_replica_that_does_not_hold_the_job_neither_wakes_nor_waits(
+    replicas: dict[str, Replica], db: Database, clock: Clock
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    job = remote_job(db, clock)
+    await a.reconciler.run_pass()
+    await b.reconciler.run_pass()  # b's claim fails: a holds the lease
+    clock.advance(5.0)
+    passes = b.reconciler.passes_done
+    assert b.reconciler.ask([job]) is False
+    assert not b.reconciler._wake.is_set()
+    await b.reconciler.check_soon([job], wait=3600)  # returns at once, with no pass
+    assert b.reconciler.passes_done == passes
+
+    # The holder marks it and wakes its loop.
+    assert a.reconciler.ask([job]) is True
+    assert a.reconciler._wake.is_set()
+
+
+async def test_a_clean_stop_gives_the_leases_back(
+    replicas: dict[str, Replica], db: Database, clock: Clock, polls: list[tuple[str, str]]
+) -> None:
+    a, b = replicas["a"], replicas["b"]
+    jobs = [remote_job(db, clock) for _ in range(2)]
+    await a.reconciler.start()
+    await a.reconciler.run_pass()
+    with db.read() as session:
+        assert len(lease_store.holders(session, [j.job_id for j in jobs])) == 2
+    await a.reconciler.stop()
+    with db.read() as session:
+        assert lease_store.holders(session, [j.job_id for j in jobs]) == {}
+    polls.clear()
+    await b.reconciler.run_pass()  # no lease period to wait out
+    assert {replica for replica, _ in polls} == {"b"}
+    assert {ref for _, ref in polls} == {job.provider_ref for job in jobs}

@@ -191,6 +191,17 @@ def delete_job(ctx: Context, caller: Principal, job_id: str) -> None:
             current_state=job.status.value,
         )
     with ctx.db.write() as session:
+        # A cancel taken by another replica is carried out by the job's holder on its next
+        # pass, from the request on this row: deleting the row now would leave the trainer
+        # running with nobody to stop it.
+        if lease_store.cancel_requested(session, job_id):
+            raise ConflictError(
+                f"Job {job_id} is {job.status.value}, but the replica that runs it has not stopped "
+                "its trainer yet; try again in a few seconds",
+                code="cancel_pending",
+                job_id=job_id,
+                current_state=job.status.value,
+            )
         deleted = job_store.delete_job(session, job)
     if not deleted:
         # Its status changed under us; say what it is now.

@@ -25,6 +25,14 @@ def claim_for_pass(
         return lease_store.claim(session, job_ids, owner=owner, now=now, ttl=ttl)
 
 
+def release(ctx: Context, job_ids: set[str], owner: str) -> None:
+    """Give back `owner`'s leases on these jobs (a replica stopping cleanly)."""
+    if not job_ids:
+        return
+    with ctx.db.write() as session:
+        lease_store.release(session, job_ids, owner=owner)
+
+
 def load_cancel_requests(ctx: Context) -> list[Job]:
     with ctx.db.read() as session:
         return lease_store.list_cancel_requests(session)

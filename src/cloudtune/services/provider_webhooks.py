@@ -38,7 +38,7 @@ from cloudtune.errors import (
 )
 from cloudtune.providers.base import ProviderStatus, ReceivesWebhooks
 from cloudtune.services.context import Context
-from cloudtune.services.reconciler import apply_provider_status
+from cloudtune.services.provider_status import apply_provider_status
 from cloudtune.store import jobs as job_store
 from cloudtune.store import providers as provider_store
 

@@ -5,10 +5,13 @@ transaction, ask the provider with no transaction open, then apply.
 Several replicas may share one database (DESIGN §7). Each pass a replica reconciles:
 - the local jobs it holds (`Pinned.holds`: started here); another replica's are left alone,
   and their provider answers `NotMine` if asked;
-- the remote jobs whose lease it holds: every pass it renews its leases and takes free or
-  run-out ones (`store.leases.claim`), so one replica at a time polls a remote job and a
-  stopped replica's jobs move to another within `reconcile_lease_seconds`;
-- the cancels other replicas took for jobs it holds (`store.leases.request_cancel`).
+- every other job (a provider not `Pinned`) whose lease it holds: every pass it renews its
+  leases and takes free or run-out ones (`store.leases.claim`), so one replica at a time polls
+  such a job and a stopped replica's jobs move to another within `reconcile_lease_seconds`
+  (at once after a clean stop, which gives its leases back); `poll_with_backoff` only decides
+  how often the holder polls;
+- the cancels other replicas took for jobs it holds (`store.leases.request_cancel`), kept
+  until its provider says the job stopped (also across a restart of the holder).
 
 The reconciler is the only caller of a remote provider's `status` (which carries the job's
 logs, copied into the database as they arrive). Readers never call a provider: the job list's
@@ -26,13 +29,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from cloudtune.domain.costs import cost_micros, format_usd
+from cloudtune.domain.costs import format_usd
 from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus
 from cloudtune.errors import InvalidInputError, ProviderError
 from cloudtune.providers.base import (
     NotMine,
     Pinned,
-    ProviderStatus,
     Restorable,
     RestoredJob,
     RunsInBackground,
@@ -41,8 +43,8 @@ from cloudtune.services import costs, discovery, leases
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
 from cloudtune.services.polling import PollSchedule
+from cloudtune.services.provider_status import apply_provider_status
 from cloudtune.store import jobs as job_store
-from cloudtune.store import logs as log_store
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # The leased jobs this replica held at its last claim: readers' asks about other jobs
+        # are another replica's to answer, so they neither wake nor wait for a pass here.
+        self._held: set[str] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -85,10 +90,13 @@ class Reconciler:
         return self._passes_done
 
     async def start(self) -> None:
-        """Hand this replica's active jobs back to their providers, start provider loops,
-        then poll."""
+        """Hand this replica's active jobs back to their providers, and the ended ones whose
+        cancel waits for it (a trainer may still run), start provider loops, then poll."""
         self._ctx.wake_reconciler = self.wake
         active = await self._ctx.in_thread(_load_active, self._ctx, None)
+        asked = await self._ctx.in_thread(leases.load_cancel_requests, self._ctx)
+        known = {job.job_id for job in active}
+        active += [job for job in asked if job.job_id not in known]
         for provider in self._ctx.providers.all():
             if isinstance(provider, Restorable):
                 mine = [
@@ -110,10 +118,18 @@ class Reconciler:
         self._task = asyncio.create_task(self._run(), name="reconciler")
 
     async def stop(self) -> None:
+        """Stop polling and give this replica's leases back, so another replica polls its
+        jobs on its next pass instead of after a lease period (a rolling deploy)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        async with self._lock:  # a sync in progress could renew them meanwhile
+            held, self._held = self._held, set()
+            try:
+                await self._ctx.in_thread(leases.release, self._ctx, held, self._replica)
+            except Exception:  # shutting down: the leases run out by themselves
+                log.exception("could not give back this replica's leases")
         for provider in self._ctx.providers.all():
             if isinstance(provider, RunsInBackground):
                 await provider.stop()
@@ -131,12 +147,12 @@ class Reconciler:
     # -- readers' asks ------------------------------------------------------------------------
 
     def ask(self, jobs: Iterable[Job]) -> bool:
-        """A reader wants fresh status of these (visible) jobs: mark the remote ones whose
-        floor has passed for the next pass, and wake it. Never calls a provider itself.
-        True if any of them waits for a pass."""
+        """A reader wants fresh status of these (visible) jobs: mark the ones polled with
+        backoff that this replica held at its last pass and whose floor has passed, and wake
+        the loop. Never calls a provider itself. True if any of them waits for a pass."""
         marked = pending = False
         for job in jobs:
-            if job.provider_ref is None or not job.is_active or not self._is_remote(job):
+            if job.job_id not in self._held or not job.is_active or not self._backs_off(job):
                 continue
             now_marked, waits = self._schedule.ask(job.job_id)
             marked, pending = marked or now_marked, pending or waits
@@ -195,10 +211,10 @@ class Reconciler:
         seconds = max(settings.reconcile_lease_seconds, 2 * settings.reconcile_interval_seconds)
         return timedelta(seconds=seconds)
 
-    async def _mine(self, jobs: list[Job]) -> list[Job]:
+    async def _mine(self, jobs: list[Job], *, everything_loaded: bool) -> list[Job]:
         """The jobs this replica reconciles this pass: its own local jobs, the remote jobs whose
         lease it renewed or took, and jobs not yet handed to a provider (database only)."""
-        remote = [job.job_id for job in jobs if job.provider_ref and self._is_remote(job)]
+        remote = [job.job_id for job in jobs if job.provider_ref and self._leased(job)]
         held = await self._ctx.in_thread(
             leases.claim_for_pass,
             self._ctx,
@@ -207,6 +223,10 @@ class Reconciler:
             self._ctx.clock(),
             self._lease_ttl(),
         )
+        if everything_loaded:
+            self._held = held
+        else:  # one provider's jobs: what is known of the others' stands
+            self._held = (self._held - {job.job_id for job in jobs}) | held
         mine = []
         for job in jobs:
             if job.provider_ref is None or job.job_id in held:
@@ -242,26 +262,45 @@ class Reconciler:
 
     async def _act_on_cancel_requests(self) -> int:
         """Stop the jobs this replica holds that a cancel through another replica asked to
-        stop (the API already answered `cancelled`)."""
+        stop (the API already answered `cancelled`). A job's request stays until its provider
+        says the job no longer runs: the request is all that remembers the trainer to stop."""
         asked = await self._ctx.in_thread(leases.load_cancel_requests, self._ctx)
         done = 0
         for job in asked:
             if job.provider_ref is not None and not self._holds(job):
                 continue
-            if job.provider_ref is not None:
-                try:
-                    await self._ctx.providers.get(job.provider).cancel(handle_of(job))
-                except ProviderError:
-                    log.warning("job %s: provider did not take the cancel; next pass", job.job_id)
-                    continue
+            if job.provider_ref is not None and not await self._stopped(job):
+                continue
             log.info("job %s: stopped on a cancel taken by another replica", job.job_id)
             done += await self._ctx.in_thread(leases.finish_cancel_request, self._ctx, job.job_id)
         return done
 
-    def _is_remote(self, job: Job) -> bool:
+    async def _stopped(self, job: Job) -> bool:
+        """Cancel a job at its provider (idempotent); for a `Pinned` one, True only once it
+        says the job ended (its trainer stops within the cancel grace)."""
+        provider = self._ctx.providers.get(job.provider)
+        try:
+            await provider.cancel(handle_of(job))
+            if not isinstance(provider, Pinned):
+                return True
+            status = await provider.status(handle_of(job))
+        except ProviderError:
+            log.warning("job %s: provider did not take the cancel; next pass", job.job_id)
+            return False
+        return not isinstance(status, NotMine) and status.status.is_terminal
+
+    def _leased(self, job: Job) -> bool:
+        """Polled under a lease: every job of a provider whose jobs do not live in one replica
+        (however often it is polled)."""
+        try:
+            return not isinstance(self._ctx.providers.get(job.provider), Pinned)
+        except InvalidInputError:  # a provider this server no longer has
+            return False
+
+    def _backs_off(self, job: Job) -> bool:
         try:
             return self._ctx.providers.get(job.provider).poll_with_backoff
-        except InvalidInputError:  # a provider this server no longer has
+        except InvalidInputError:
             return False
 
     async def _reconcile(self, provider_name: str | None, *, everything: bool) -> SyncResult:
@@ -270,7 +309,7 @@ class Reconciler:
         async with self._lock:
             loaded = await self._ctx.in_thread(_load_active, self._ctx, provider_name)
             started = self._ctx.clock()
-            jobs = await self._mine(loaded)
+            jobs = await self._mine(loaded, everything_loaded=provider_name is None)
             self._schedule.keep_only(job.job_id for job in jobs)
             updated = await self._act_on_cancel_requests()
             updated += await self._enforce_cost_caps(jobs)
@@ -326,46 +365,6 @@ class Reconciler:
         if remote:
             self._schedule.after_check(job.job_id, changed=changed)
         return int(changed)
-
-
-def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> bool:
-    """Write what the provider said; True if anything changed (no transaction if nothing did)."""
-    fields: dict[str, object] = {}
-    if status.billed_seconds is not None and job.price_per_hour_micros is not None:
-        cost = cost_micros(job.price_per_hour_micros, status.billed_seconds)
-        if cost != job.cost_micros:
-            fields["cost_micros"] = cost
-    new_logs = status.logs is not None and hash(status.logs) != ctx.logs_seen.get(job.job_id)
-    if status.queue_position != job.queue_position and status.status == JobStatus.QUEUED:
-        fields["queue_position"] = status.queue_position
-    if status.metadata and any(job.metadata.get(k) != v for k, v in status.metadata.items()):
-        fields["metadata"] = {**job.metadata, **status.metadata}
-    if status.outputs is not None and status.outputs != job.outputs:
-        fields["outputs"] = status.outputs
-    if not fields and status.status == job.status and not new_logs:
-        return False
-    changed = bool(fields)
-    with ctx.db.write() as session:
-        if fields:
-            job_store.update_job_fields(session, job.job_id, **fields)
-        if new_logs and status.logs is not None:
-            log_store.save_logs(session, job.job_id, status.logs, ctx.clock())
-        if status.status != job.status:
-            change = job_store.switch_job_status(
-                session,
-                job.job_id,
-                status.status,
-                message=f"{job.provider}: {status.status.value}",
-                error_message=status.error_message if status.status == JobStatus.FAILED else None,
-                started_at=status.started_at,
-                completed_at=status.completed_at,
-            )
-            changed = changed or bool(change and change.applied)
-    if status.status.is_terminal:
-        ctx.logs_seen.pop(job.job_id, None)
-    elif new_logs and status.logs is not None:
-        ctx.logs_seen[job.job_id] = hash(status.logs)
-    return changed
 
 
 def _load_active(ctx: Context, provider: str | None) -> list[Job]:
