@@ -7,8 +7,9 @@ reads or the body limit (cloudtune.api.limits.BodyLimit) in front of the applica
 
 The fast path answers a bodyless `GET` of the job list or a job's detail with
 `cloudtune.api.job_reads.read_jobs`, the same function the routes call, so the caller, its
-permissions and the answer are exactly the routes'; it skips only FastAPI's routing and
-per-request objects, which cost more than half of a cached answer (bench/RESULTS.md). Domain
+permissions and the answer are exactly the routes'; it skips only FastAPI's routing,
+dependency solving and per-request objects, which cost three times the route's own work on a
+cached answer (bench/RESULTS.md). Domain
 errors get the envelope the application's handlers give; anything else propagates to the
 application's 500 handler, as from a route.
 
