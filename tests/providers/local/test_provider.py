@@ -221,3 +221,56 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_a_job_that_ended_is_never_queued_again_by_a_restart(tmp_path: Path) -> None:
+    """A job cancelled while its replica was down comes back with its cancel request: with no
+    trainer left running, it must not wait in line (and start) again."""
+    provider = provider_for(tmp_path, replica_id="a")
+    job = make_job(status=JobStatus.CANCELLED)
+    run_dir = tmp_path / "home" / "runs" / job.job_id
+    run_dir.mkdir(parents=True)  # submitted, never started
+    handle = ProviderHandle(ref=job.job_id, data={"owner": "a", "run_dir": str(run_dir)})
+    await provider.restore([RestoredJob(job, handle, "http://127.0.0.1:9/x", "t")])
+    assert (await provider.status(handle)).status.is_terminal
+    await provider.cancel(handle)  # nothing to stop
+    assert not provider.has_running_processes()
+
+
+@pytest.mark.trainer
+async def test_a_live_trainer_of_an_ended_job_is_re_adopted_and_stopped_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its cancel was taken by another replica while this one was down: the trainer (here a
+    process standing in for one) is watched again, and a cancel asked again while it stops
+    does not signal it again (that would put the SIGKILL off by another grace)."""
+    provider = provider_for(tmp_path, replica_id="a", cancel_grace_seconds=30.0)
+    job = make_job(status=JobStatus.CANCELLED)
+    run_dir = tmp_path / "home" / "runs" / job.job_id
+    run_dir.mkdir(parents=True)
+    trainer = processes.start(
+        [sys.executable, "-c", "import time; time.sleep(600)"], run_dir=run_dir, env={}
+    )
+    signals: list[int] = []
+    send = processes.TrainerProcess.signal_group
+
+    def recorded(process: processes.TrainerProcess, sig: int) -> None:
+        signals.append(sig)
+        send(process, sig)
+
+    monkeypatch.setattr(processes.TrainerProcess, "signal_group", recorded)
+    handle = ProviderHandle(ref=job.job_id, data={"owner": "a", "run_dir": str(run_dir)})
+    await provider.restore([RestoredJob(job, handle, "http://127.0.0.1:9/x", "t")])
+    await provider.start(lambda: None)
+    try:
+        running = await provider.status(handle)
+        assert running.status == JobStatus.RUNNING and running.metadata["pid"] == trainer.pid
+        await provider.cancel(handle)
+        await provider.cancel(handle)
+        assert signals == [signal.SIGTERM]
+        assert await wait_for(provider, handle, {JobStatus.CANCELLED}, timeout=20)
+    finally:
+        await provider.stop()
+        if trainer.popen is not None:
+            trainer.popen.kill()
+            trainer.popen.wait()

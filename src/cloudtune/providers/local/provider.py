@@ -148,9 +148,10 @@ class LocalProvider:
 
     async def cancel(self, handle: ProviderHandle) -> None:
         """Stop a job this replica holds; a job it does not hold is left to its holder (the
-        caller records the request for it)."""
+        caller records the request for it). Asked again while its trainer stops, it does
+        nothing: a second SIGTERM would put the SIGKILL off by another grace period."""
         entry = self._queue.entries.get(handle.ref)
-        if entry is None or entry.final is not None:
+        if entry is None or entry.final is not None or entry.cancel_requested:
             return
         entry.cancel_requested = True
         if entry.process is None:
@@ -185,8 +186,9 @@ class LocalProvider:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     async def restore(self, jobs: Sequence[RestoredJob]) -> None:
-        """Rebuild the queue and re-adopt live trainers after a restart; jobs another replica
-        holds are not ours to judge and are skipped."""
+        """Rebuild the queue and re-adopt live trainers after a restart (also of ended jobs
+        whose cancel waits for us: `readoption.readopt`); jobs another replica holds are not
+        ours to judge and are skipped."""
         for restored in jobs:
             if not self.holds(restored.handle):
                 continue

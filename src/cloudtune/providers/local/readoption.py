@@ -39,13 +39,16 @@ def holds(handle: ProviderHandle, *, replica: str, runs_dir: Path) -> bool:
 def readopt(queue: JobQueue, entry: Entry, job: Job) -> None:
     """Take a job of this replica back: a live trainer is watched again, a trainer that died
     with the server ends the job by what it left on disk, a job that never started waits in
-    line again."""
+    line again. A job that has ended (cancelled while this replica was down) is taken back
+    only if its trainer still runs, for the cancel to stop it: it never starts again."""
     process = processes.find(entry.run_dir)
     if process is not None:
         entry.process = process
         entry.slot = queue.take_slot()
         queue.add(entry)
         log.info("job %s: re-adopted trainer pid %s", job.job_id, process.pid)
+    elif job.is_terminal:
+        return
     elif job.status == JobStatus.RUNNING or (entry.run_dir / processes.PROCESS_FILE).exists():
         entry.final = status_from_disk(entry.run_dir)
         queue.add(entry)
