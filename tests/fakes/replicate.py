@@ -7,7 +7,8 @@ Webhooks-signed deliveries (`start`, `logs`, `output`, `completed`, the last one
 Faults can be injected: a share of API calls answering 429 (with Retry-After), 500, or slowly;
 a share of webhook deliveries dropped; chosen paths always answering an error (`fail_paths`);
 the answers of the next creates lost after the prediction was made (`lose_create_answers`),
-or the next creates refused before anything was made (`refuse_creates`).
+or the next creates refused before anything was made (`refuse_creates`). The list's `next`
+cursor can point to another host (`next_page_base`), as a tampered or misrouted answer would.
 Every API request is counted by method and path (`calls`).
 """
 
@@ -145,6 +146,8 @@ class FakeReplicate:
         self.webhooks_sent = 0
         self.webhooks_dropped = 0
         self.page_size = 100
+        # The base of the list's `next` cursor; None: this server's own.
+        self.next_page_base: str | None = None
         # "GET /v1/predictions/<id>" -> requests received (before auth and faults)
         self.calls: Counter[str] = Counter()
         # path -> (status, detail) answered to every request for it
@@ -367,7 +370,8 @@ class FakeReplicate:
         return JSONResponse(
             {
                 "previous": None,
-                "next": f"{self.base_url}/predictions?{urlencode({**kept, 'cursor': after})}"
+                "next": f"{self.next_page_base or self.base_url}/predictions?"
+                f"{urlencode({**kept, 'cursor': after})}"
                 if after < len(newest)
                 else None,
                 "results": [p.to_json(self.base_url) for p in page],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from cloudtune.domain.jobs import Job, JobStatus, JobType
-from cloudtune.providers.replicate.client import ReplicateClient
+from cloudtune.providers.replicate.client import IncompleteListingError, ReplicateClient
+from cloudtune.providers.replicate.lookup import DISCOVERY_PAGES, LOOKUP_PAGES
 from cloudtune.providers.replicate.predictions import JOB_TAG, tagged_job_id
 from cloudtune.settings import Settings
 from tests.conftest import TERMINAL
@@ -227,3 +229,108 @@ class TestOrphans:
         assert (await job_of(client, lost.job_id))["status"] == "pending"
         del fake.fail_paths["/v1/predictions"]
         assert (await wait_terminal(client, lost.job_id))["status"] == "failed"
+
+
+async def crowd(fake: FakeReplicate, count: int) -> None:
+    """Someone else's predictions on the same account, newer than any made before."""
+    for i in range(count):
+        await create_tagged(fake, f"not-ours-{i}")
+
+
+class TestCutOffList:
+    """A list of predictions that ends before its last page cannot say a prediction does not
+    exist: a lost create is not sent again, and a lost job is not failed."""
+
+    async def read(self, fake: FakeReplicate, max_pages: int) -> list[dict[str, Any]]:
+        api = ReplicateClient(fake.base_url, fake.token)
+        seen: list[dict[str, Any]] = []
+        try:
+            async for prediction in api.predictions(max_pages=max_pages):
+                seen.append(prediction)
+        finally:
+            await api.aclose()
+        return seen
+
+    async def test_the_client_says_when_pages_are_left_unread(self, fake: FakeReplicate) -> None:
+        await crowd(fake, 4)
+        fake.page_size = 2
+        assert len(await self.read(fake, max_pages=2)) == 4  # two whole pages: nothing left
+        await crowd(fake, 1)
+        with pytest.raises(IncompleteListingError, match="more than 2 pages"):
+            await self.read(fake, max_pages=2)
+
+    async def test_the_client_does_not_follow_a_cursor_to_another_host(
+        self, fake: FakeReplicate
+    ) -> None:
+        await crowd(fake, 3)
+        fake.page_size = 2
+        fake.next_page_base = "http://127.0.0.2:9/v1"
+        with pytest.raises(IncompleteListingError, match="another host"):
+            await self.read(fake, max_pages=5)
+        assert fake.calls[LIST] == 1
+
+    @pytest.mark.parametrize("cut_by", ["the page limit", "a cursor to another host"])
+    async def test_a_refused_create_is_not_sent_again_when_the_list_is_cut_off(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any], cut_by: str
+    ) -> None:
+        await crowd(fake, 2 * LOOKUP_PAGES + 1)
+        fake.page_size = 2
+        if cut_by == "a cursor to another host":
+            fake.next_page_base = "http://127.0.0.2:9/v1"
+        fake.refuse_creates = 1  # answers 500 before making anything: nothing to find
+        sent, made = fake.calls[CREATE], fake.create_calls
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code == 502, response.text
+        answer = response.json()
+        assert answer["code"] == "provider_create_unconfirmed"
+        assert "could not confirm whether Replicate created the prediction" in answer["detail"]
+        assert fake.calls[CREATE] - sent == 1 and fake.create_calls == made
+        assert fake.calls[LIST] >= 1
+
+    async def test_a_lost_create_found_on_the_pages_read_is_adopted(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        await crowd(fake, 2 * LOOKUP_PAGES + 1)
+        fake.page_size = 2
+        fake.lose_create_answers = 1  # made, then answers 500; the newest, so on page one
+        sent = fake.calls[CREATE]
+        response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+        assert response.status_code == 200, response.text
+        (prediction,) = fake.predictions_for(response.json()["job_id"])
+        job = await job_of(client, response.json()["job_id"])
+        assert job["metadata"]["prediction_id"] == prediction.id
+        assert fake.calls[CREATE] - sent == 1
+
+    async def test_a_sync_says_it_could_not_tell(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        lost = lost_job(client)
+        await create_tagged(fake, lost.job_id)
+        await crowd(fake, 2)
+        fake.page_size = 1
+        fake.next_page_base = "http://127.0.0.2:9/v1"
+        synced = await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})
+        assert synced.status_code == 502, synced.text
+        assert synced.json()["code"] == "provider_listing_incomplete"
+        assert (await job_of(client, lost.job_id))["status"] == "pending"
+
+    async def test_an_orphan_beyond_the_pages_read_is_not_failed(
+        self, client: httpx.AsyncClient, fake: FakeReplicate
+    ) -> None:
+        job_id = uuid.uuid4().hex
+        prediction_id = await create_tagged(fake, job_id)
+        await crowd(fake, DISCOVERY_PAGES)  # newer: they fill every page read
+        fake.page_size = 1
+        # Written last: no pass may see the job before its prediction is out of reach.
+        orphan = lost_job(
+            client, job_id=job_id, created_at=datetime.now(UTC) - timedelta(minutes=20)
+        )
+        deadline = time.monotonic() + 30
+        while fake.calls[LIST] < 2 * DISCOVERY_PAGES:  # two passes read the list, cut off
+            assert time.monotonic() < deadline, "the reconciler never looked"
+            await asyncio.sleep(0.05)
+        assert (await job_of(client, orphan.job_id))["status"] == "pending"
+        fake.page_size = 100
+        job = await wait_terminal(client, orphan.job_id)
+        assert job["status"] == "completed"
+        assert job["metadata"]["prediction_id"] == prediction_id
