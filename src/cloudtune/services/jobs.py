@@ -196,8 +196,8 @@ def delete_job(ctx: Context, caller: Principal, job_id: str) -> None:
         # running with nobody to stop it.
         if lease_store.cancel_requested(session, job_id):
             raise ConflictError(
-                f"Job {job_id} is {job.status.value}, but the replica that runs it has not stopped "
-                "its trainer yet; try again in a few seconds",
+                f"Job {job_id} is {job.status.value}, but the replica that runs it has not "
+                "stopped its trainer yet; try again in a few seconds",
                 code="cancel_pending",
                 job_id=job_id,
                 current_state=job.status.value,
