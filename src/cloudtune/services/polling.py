@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 
 from cloudtune.settings import Settings
 
-# Remote jobs are asked every BACKOFF_START seconds after a change, doubling to BACKOFF_MAX
-# while nothing changes.
+# Remote jobs are asked every BACKOFF_START seconds after a change (never more often than the
+# reconcile interval), doubling while nothing changes up to the backoff setting.
 BACKOFF_START = 2.0
-BACKOFF_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ class PollSchedule:
         is not asked every pass), never below the reconcile interval."""
         now = self._clock()
         poll = self._polls.get(job_id) or Poll(now, BACKOFF_START / 2, now)
-        ceiling = min(BACKOFF_MAX, self._settings.reconcile_backoff_max_seconds)
+        ceiling = self._settings.reconcile_backoff_max_seconds
         interval = min(BACKOFF_START, ceiling) if changed else min(ceiling, poll.interval * 2)
         interval = max(interval, self._settings.reconcile_interval_seconds)
         self._polls[job_id] = Poll(now + interval, interval, poll.fresh_at)
