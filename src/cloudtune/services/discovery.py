@@ -74,7 +74,7 @@ async def settle_orphans(ctx: Context, orphans: list[Job]) -> int:
             try:
                 found = await provider.discover([job.job_id for job in jobs])
             except ProviderError as exc:
-                log.warning("%s: lost jobs not looked for (%s); next pass", name, exc)
+                log.warning("%s: lost jobs not settled (%s); next pass", name, exc)
                 continue
         for job in jobs:
             handle = found.get(job.job_id)
