@@ -71,5 +71,12 @@ class ProviderUnavailableError(ProviderError):
     code = "provider_unavailable"
 
 
+class UnconfirmedSubmitError(ProviderError):
+    """The provider may or may not have started the job: its answer was lost and it could not
+    be looked up. The job must stay findable, not be failed (it may be running and billing)."""
+
+    code = "provider_create_unconfirmed"
+
+
 def job_not_found(job_id: str) -> NotFoundError:
     return NotFoundError(f"Job not found: {job_id}", code="job_not_found", job_id=job_id)

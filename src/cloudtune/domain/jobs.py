@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +30,10 @@ class JobStatus(StrEnum):
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 ACTIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
+# An active job with no provider reference this long after submit is lost (a crash between
+# writing it and handing it over, or a create the provider may not have made): one the provider
+# does not turn out to hold by then is failed.
+ORPHAN_AFTER = timedelta(minutes=15)
 
 # Every status change must be in this table; anything else is refused (and logged) by the one
 # function that changes a job's status, `cloudtune.store.jobs.switch_job_status`.

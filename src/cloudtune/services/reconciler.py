@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from cloudtune.domain.costs import format_usd
-from cloudtune.domain.jobs import ACTIVE_STATUSES, Job, JobStatus
+from cloudtune.domain.jobs import ACTIVE_STATUSES, ORPHAN_AFTER, Job, JobStatus
 from cloudtune.errors import InvalidInputError, ProviderError
 from cloudtune.providers.base import (
     NotMine,
@@ -48,9 +48,6 @@ from cloudtune.store import jobs as job_store
 
 log = logging.getLogger(__name__)
 
-# A job still `pending` with no provider reference this long after submit was lost in a crash
-# between writing it and handing it over.
-ORPHAN_AFTER = timedelta(minutes=15)
 # A reader asking for fresh status waits this long at most for the pass that checks its jobs,
 # then gets what the database has.
 READER_WAIT_SECONDS = 5.0

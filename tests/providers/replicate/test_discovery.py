@@ -121,9 +121,18 @@ class TestLostCreateAnswer:
         than risk a second run."""
         fake.fail_paths["/v1/predictions"] = (503, "Service unavailable")  # create and list
         response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
-        assert response.status_code in (502, 503), response.text
-        assert "GET " in response.json()["detail"]  # the lookup is what failed
+        assert response.status_code == 502, response.text
+        answer = response.json()
+        assert answer["code"] == "provider_create_unconfirmed"
+        assert "looking it up failed" in answer["detail"]  # the lookup is what failed
         assert fake.calls[CREATE] == 1
+        # It may be running at the provider: kept active for sync and the lost-job check to
+        # settle, never failed on the spot.
+        assert (await job_of(client, answer["job_id"]))["status"] in ("pending", "uploading")
+        del fake.fail_paths["/v1/predictions"]
+        synced = await client.post("/api/cloud/jobs/sync", json={"provider": "replicate"})
+        assert synced.status_code == 200 and synced.json()["discovered"] == 0, synced.text
+        assert (await job_of(client, answer["job_id"]))["status"] in ("pending", "uploading")
 
 
 def lost_job(client: httpx.AsyncClient, **overrides: Any) -> Job:
@@ -286,6 +295,10 @@ class TestCutOffList:
         assert "could not confirm whether Replicate created the prediction" in answer["detail"]
         assert fake.calls[CREATE] - sent == 1 and fake.create_calls == made
         assert fake.calls[LIST] >= 1
+        # It may be running at the provider: kept active for sync and the lost-job check to
+        # settle, never failed on the spot.
+        job = await job_of(client, answer["job_id"])
+        assert job["status"] in ("pending", "uploading") and job["error_message"] is None
 
     async def test_a_lost_create_found_on_the_pages_read_is_adopted(
         self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]

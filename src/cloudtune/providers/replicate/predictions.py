@@ -8,7 +8,7 @@ from typing import Any
 
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.errors import InvalidInputError
-from cloudtune.providers.base import ProviderStatus
+from cloudtune.providers.base import JobBundle, ProviderStatus
 
 STATUS_MAP = {
     "starting": JobStatus.QUEUED,
@@ -78,3 +78,22 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def prediction_input(job_id: str, bundle: JobBundle) -> dict[str, Any]:
+    """The trainer's input: config, dataloader, where to report, and our job id as its tag."""
+    callback = {
+        "webhook_type": "raw",
+        "callback_url": bundle.webhook_url,
+        "auth_token": bundle.webhook_token,
+        "log_level": "info",
+        JOB_TAG: job_id,  # how a lost create is found again (`tagged_job_id`)
+    }
+    data: dict[str, Any] = {
+        "config_json": json.dumps(bundle.spec.config),
+        "dataloader_json": json.dumps(bundle.remote_dataloader or bundle.spec.dataloader),
+        "webhook_config": json.dumps([callback]),
+    }
+    if bundle.dataset_url:
+        data["images"] = bundle.dataset_url
+    return data

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from cloudtune.errors import (
     PayloadTooLargeError,
     ProviderError,
     ProviderUnavailableError,
+    UnconfirmedSubmitError,
 )
 from cloudtune.providers.base import (
     JobBundle,
@@ -40,7 +40,7 @@ from cloudtune.providers.replicate.client import (
     ReplicateError,
     UncertainCreateError,
 )
-from cloudtune.providers.replicate.predictions import JOB_TAG, parse_prediction
+from cloudtune.providers.replicate.predictions import parse_prediction, prediction_input
 from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
 from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
@@ -126,7 +126,7 @@ class ReplicateProvider:
             raise _provider_error("version lookup", exc) from None
         body: dict[str, Any] = {
             "version": f"{model}:{version}" if ":" not in str(version) else version,
-            "input": self._input(job, bundle),
+            "input": prediction_input(job.job_id, bundle),
         }
         webhook = _webhook_url(config.webhook_url, job.job_id)
         if webhook:
@@ -284,23 +284,6 @@ class ReplicateProvider:
             self._client_token = token
         return self._client
 
-    def _input(self, job: Job, bundle: JobBundle) -> dict[str, Any]:
-        callback = {
-            "webhook_type": "raw",
-            "callback_url": bundle.webhook_url,
-            "auth_token": bundle.webhook_token,
-            "log_level": "info",
-            JOB_TAG: job.job_id,  # how a lost create is found again (`tagged_job_id`)
-        }
-        data: dict[str, Any] = {
-            "config_json": json.dumps(bundle.spec.config),
-            "dataloader_json": json.dumps(bundle.remote_dataloader or bundle.spec.dataloader),
-            "webhook_config": json.dumps([callback]),
-        }
-        if bundle.dataset_url:
-            data["images"] = bundle.dataset_url
-        return data
-
     async def _create_once(
         self, client: ReplicateClient, job_id: str, body: dict[str, Any]
     ) -> dict[str, Any]:
@@ -317,16 +300,22 @@ class ReplicateProvider:
             except UncertainCreateError as exc:
                 last = exc
                 log.warning("job %s: create answered %s; looking it up", job_id, exc)
-                lookup = await self._find(client, {job_id}, since, pages=tags.LOOKUP_PAGES)
+                try:
+                    lookup = await self._find(client, {job_id}, since, pages=tags.LOOKUP_PAGES)
+                except ProviderError:
+                    raise UnconfirmedSubmitError(
+                        "replicate: could not confirm whether Replicate created the prediction "
+                        "(looking it up failed); not sent again, to avoid a second run",
+                        provider=self.name,
+                    ) from None
                 if job_id in lookup.found:
                     log.info("job %s: the create had been applied; adopted", job_id)
                     return lookup.found[job_id]
                 if lookup.cut_off is not None:
-                    raise ProviderError(
+                    raise UnconfirmedSubmitError(
                         "replicate: could not confirm whether Replicate created the prediction "
                         f"(its list of predictions: {lookup.cut_off}); not sent again, to "
                         "avoid a second run",
-                        code="provider_create_unconfirmed",
                         provider=self.name,
                     ) from None
             except ReplicateError as exc:

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from cloudtune.domain.costs import usd_to_micros
-from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
+from cloudtune.domain.jobs import ORPHAN_AFTER, Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import mask_secrets
-from cloudtune.errors import CloudtuneError, ProviderError
+from cloudtune.errors import CloudtuneError, ProviderError, UnconfirmedSubmitError
 from cloudtune.providers.base import JobBundle, Uploads
 from cloudtune.services import costs
 from cloudtune.services.context import Context
@@ -69,6 +69,19 @@ async def submit_job(
         )
         with ctx.metrics.provider_calls.labels(provider_name, "submit").time():
             handle = await prepared.provider.submit(job, bundle)
+    except UnconfirmedSubmitError as exc:
+        # It may be running (and billing) at the provider: the job stays active with no
+        # reference, where a sync or the reconciler's lost-job check adopts it if it exists,
+        # or fails it once it is old enough to have been found.
+        ctx.metrics.provider_errors.labels(provider_name, "submit").inc()
+        log.warning("job %s: %s; left for the lost-job check", job.job_id, exc.detail)
+        raise UnconfirmedSubmitError(
+            f"{exc.detail}. Job {job.job_id} is kept active until a sync "
+            "(POST /api/cloud/jobs/sync) finds it at the provider, or fails after "
+            f"{int(ORPHAN_AFTER.total_seconds() // 60)} minutes if it was never created",
+            provider=provider_name,
+            job_id=job.job_id,
+        ) from None
     except Exception as exc:
         ctx.metrics.submits.labels(provider_name, "failed").inc()
         ctx.metrics.provider_errors.labels(provider_name, "submit").inc()
