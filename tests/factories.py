@@ -1,4 +1,4 @@
-"""Factories for test data: jobs, datasets and submit bodies."""
+"""Factories for test data: jobs, datasets, submit bodies, and a service context."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
+from cloudtune.providers.registry import ProviderRegistry
+from cloudtune.services.context import Context
+from cloudtune.services.tokens import TokenSigner
+from cloudtune.settings import Settings
 from cloudtune.store import jobs as job_store
 from cloudtune.store.db import Database
 from cloudtune.trainer.reference.sample_data import make_shapes_dataset
@@ -70,3 +74,18 @@ def job_body(dataset: Path, output: Path, *, steps: int = 5, **config: Any) -> d
             }
         ],
     }
+
+
+def make_context(
+    settings: Settings, db: Database, *, providers: list[str] | None = None, **options: Any
+) -> Context:
+    """A service context on `db` with the named providers (none by default), as the app
+    builds it; `options` are Context's own (e.g. `clock`)."""
+    settings.ensure_folders()
+    return Context(
+        settings=settings,
+        db=db,
+        providers=ProviderRegistry(settings, names=providers or []),
+        tokens=TokenSigner.from_home(settings.home),
+        **options,
+    )

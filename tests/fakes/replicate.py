@@ -27,16 +27,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from cloudtune.settings import LocalProviderSettings, Settings
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
@@ -540,3 +544,19 @@ def running_fake(**options: Any) -> Iterator[FakeReplicate]:
         yield server
     finally:
         server.stop()
+
+
+def settings_for(fake: FakeReplicate, home: Path, database_url: str, **overrides: Any) -> Settings:
+    """Server settings that reach this fake through the base URL setting (the production code
+    path), with the short intervals the Replicate tests run on."""
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": database_url,
+        "reconcile_interval_seconds": 0.2,
+        "reconcile_backoff_max_seconds": 1.0,
+        "replicate_base_url": fake.base_url,
+        "replicate_api_token": SecretStr(fake.token),
+        "replicate_timeout_seconds": 2.0,
+        "local": LocalProviderSettings(poll_interval_seconds=0.05),
+    }
+    return Settings(**{**values, **overrides})

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from cloudtune.domain.jobs import JobStatus, JobType, utcnow
-from cloudtune.settings import LocalProviderSettings, Settings
+from cloudtune.settings import Settings
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
 from tests.factories import create_job
-from tests.fakes.replicate import FakeReplicate, running_fake
+from tests.fakes.replicate import FakeReplicate, running_fake, settings_for
 
 STREAMS = 20
 LISTS = 50
@@ -33,16 +32,7 @@ def fake() -> Iterator[FakeReplicate]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        reconcile_interval_seconds=INTERVAL,
-        reconcile_backoff_max_seconds=1.0,
-        replicate_base_url=fake.base_url,
-        replicate_api_token=SecretStr(fake.token),
-        replicate_timeout_seconds=2.0,
-        local=LocalProviderSettings(poll_interval_seconds=0.05),
-    )
+    return settings_for(fake, tmp_path / "home", database_url, reconcile_interval_seconds=INTERVAL)
 
 
 async def remote_job(client: httpx.AsyncClient, fake: FakeReplicate, user_id: str) -> str:

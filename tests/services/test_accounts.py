@@ -12,23 +12,16 @@ from cloudtune.api.app import refuse_open_bind_without_admin
 from cloudtune.domain.accounts import ApiKey, User
 from cloudtune.domain.principal import ROLE_PERMISSIONS, Principal
 from cloudtune.errors import ConflictError, NotFoundError, PermissionDeniedError
-from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services import api_keys, callers, users
 from cloudtune.services.context import Context
-from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
+from tests.factories import make_context
 
 
 @pytest.fixture
 def ctx(settings: Settings, db: Database) -> Iterator[Context]:
-    settings.ensure_folders()
-    yield Context(
-        settings=settings,
-        db=db,
-        providers=ProviderRegistry(settings, names=[]),
-        tokens=TokenSigner.from_home(settings.home),
-    )
+    yield make_context(settings, db)
 
 
 def session_of(user: User) -> Principal:

@@ -12,13 +12,11 @@ from cloudtune.domain.costs import Period
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.domain.principal import LOCAL_ADMIN, ROLE_PERMISSIONS, Principal
 from cloudtune.errors import CostLimitExceededError, InvalidInputError, PermissionDeniedError
-from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services import costs
 from cloudtune.services.context import Context
-from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
-from tests.factories import create_job
+from tests.factories import create_job, make_context
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 RESEARCHER = Principal(user_id="u1", permissions=ROLE_PERMISSIONS["researcher"], name="rita")
@@ -26,14 +24,7 @@ RESEARCHER = Principal(user_id="u1", permissions=ROLE_PERMISSIONS["researcher"],
 
 @pytest.fixture
 def ctx(settings: Settings, db: Database) -> Iterator[Context]:
-    settings.ensure_folders()
-    yield Context(
-        settings=settings,
-        db=db,
-        providers=ProviderRegistry(settings, names=[]),
-        tokens=TokenSigner.from_home(settings.home),
-        clock=lambda: NOW,
-    )
+    yield make_context(settings, db, clock=lambda: NOW)
 
 
 def spend(db: Database, micros: int, *, at: datetime = NOW) -> None:

@@ -12,26 +12,18 @@ import pytest
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.domain.principal import LOCAL_ADMIN
 from cloudtune.errors import InvalidInputError
-from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services import submission
 from cloudtune.services.context import Context
 from cloudtune.services.submission.idempotency import insert_job
-from cloudtune.services.tokens import TokenSigner
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
-from tests.factories import job_body, make_dataset, make_job
+from tests.factories import job_body, make_context, make_dataset, make_job
 
 
 @pytest.fixture
 def ctx(settings: Settings, db: Database, tmp_path: Path) -> Iterator[Context]:
     settings.data_roots = [str(tmp_path)]
-    settings.ensure_folders()
-    yield Context(
-        settings=settings,
-        db=db,
-        providers=ProviderRegistry(settings, names=["local"]),
-        tokens=TokenSigner.from_home(settings.home),
-    )
+    yield make_context(settings, db, providers=["local"])
 
 
 def request_for(dataset: Path, output: Path, key: str) -> submission.SubmitRequest:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
@@ -16,7 +18,7 @@ from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
 from cloudtune.store import leases as lease_store
 from cloudtune.store import logs as log_store
-from cloudtune.store.tables import JobEventModel, JobSecretModel
+from cloudtune.store.tables import JobEventModel
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,17 @@ def delete_job(ctx: Context, caller: Principal, job_id: str) -> None:
         provider.forget(handle_of(job))
 
 
+def cancel_by_user(session: Session, job_id: str) -> job_store.StatusChange | None:
+    """The status change of a user's cancel, wherever it is carried out."""
+    return job_store.switch_job_status(
+        session,
+        job_id,
+        JobStatus.CANCELLED,
+        message="cancelled by user",
+        error_message="cancelled by user",
+    )
+
+
 def handle_of(job: Job) -> ProviderHandle:
     return ProviderHandle(ref=job.provider_ref or job.job_id, data=job.provider_data)
 
@@ -220,13 +233,7 @@ def _apply_cancel(
     ctx: Context, job_id: str, held_elsewhere: bool
 ) -> job_store.StatusChange | None:
     with ctx.db.write() as session:
-        change = job_store.switch_job_status(
-            session,
-            job_id,
-            JobStatus.CANCELLED,
-            message="cancelled by user",
-            error_message="cancelled by user",
-        )
+        change = cancel_by_user(session, job_id)
         if held_elsewhere and change is not None and change.applied:
             lease_store.request_cancel(session, job_id, at=ctx.clock())
     return change
@@ -256,5 +263,5 @@ def job_event_model_to_job_event(event: JobEventModel) -> JobEvent:
 def job_secrets(ctx: Context, job_id: str) -> list[tuple[tuple[str | int, ...], Any]]:
     """A job's secrets, decrypted, for handing its trainer back after a restart."""
     with ctx.db.read() as session:
-        row = session.get(JobSecretModel, job_id)
-    return ctx.secret_box.open_secrets(row.ciphertext) if row else []
+        sealed = job_store.job_secrets_ciphertext(session, job_id)
+    return ctx.secret_box.open_secrets(sealed) if sealed else []

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cloudtune.domain.jobs import Job, JobStatus
+from cloudtune.domain.jobs import Job
 from cloudtune.services.context import Context
-from cloudtune.store import jobs as job_store
+from cloudtune.services.jobs import cancel_by_user
 from cloudtune.store import leases as lease_store
 
 
@@ -43,11 +43,5 @@ def finish_cancel_request(ctx: Context, job_id: str) -> int:
     (a request recorded by an older server, or one whose status change was lost)."""
     with ctx.db.write() as session:
         lease_store.clear_cancel_request(session, job_id)
-        change = job_store.switch_job_status(
-            session,
-            job_id,
-            JobStatus.CANCELLED,
-            message="cancelled by user",
-            error_message="cancelled by user",
-        )
+        change = cancel_by_user(session, job_id)
     return int(bool(change and change.applied))

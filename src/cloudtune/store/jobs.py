@@ -34,6 +34,7 @@ from cloudtune.store.tables import (
     JobCountModel,
     JobEventModel,
     JobLeaseModel,
+    JobSecretModel,
 )
 
 log = logging.getLogger(__name__)
@@ -299,3 +300,12 @@ def find_by_provider_ref(session: Session, provider: str, ref: str) -> Job | Non
         .first()
     )
     return _to_job(row) if row is not None else None
+
+
+def save_job_secrets(session: Session, job_id: str, ciphertext: str) -> None:
+    session.add(JobSecretModel(job_id=job_id, ciphertext=ciphertext))
+
+
+def job_secrets_ciphertext(session: Session, job_id: str) -> str | None:
+    row = session.get(JobSecretModel, job_id)
+    return row.ciphertext if row is not None else None

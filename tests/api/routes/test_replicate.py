@@ -14,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from cloudtune.domain.jobs import utcnow
 from cloudtune.providers.replicate.client import ReplicateClient
-from cloudtune.settings import LocalProviderSettings, Settings
+from cloudtune.settings import Settings
 from cloudtune.store import providers as provider_store
 from tests.api.routes.test_jobs import assert_envelope
 from tests.conftest import TERMINAL
 from tests.factories import job_body, make_dataset
-from tests.fakes.replicate import FakeReplicate, running_fake
+from tests.fakes.replicate import FakeReplicate, running_fake, settings_for
 
 
 @pytest.fixture
@@ -35,16 +34,7 @@ def fake() -> Iterator[FakeReplicate]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        reconcile_interval_seconds=0.2,
-        reconcile_backoff_max_seconds=1.0,
-        replicate_base_url=fake.base_url,
-        replicate_api_token=SecretStr(fake.token),
-        replicate_timeout_seconds=2.0,
-        local=LocalProviderSettings(poll_interval_seconds=0.05),
-    )
+    return settings_for(fake, tmp_path / "home", database_url)
 
 
 @pytest.fixture

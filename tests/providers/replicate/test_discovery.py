@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.providers.replicate.client import IncompleteListingError, ReplicateClient
@@ -24,7 +23,7 @@ from cloudtune.providers.replicate.predictions import JOB_TAG, tagged_job_id
 from cloudtune.settings import Settings
 from tests.conftest import TERMINAL
 from tests.factories import create_job, job_body, make_dataset
-from tests.fakes.replicate import FakeReplicate, running_fake
+from tests.fakes.replicate import FakeReplicate, running_fake, settings_for
 
 CREATE = "POST /v1/predictions"
 LIST = "GET /v1/predictions"
@@ -38,15 +37,7 @@ def fake() -> Iterator[FakeReplicate]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
-    return Settings(
-        home=tmp_path / "home",
-        database_url=database_url,
-        reconcile_interval_seconds=0.2,
-        reconcile_backoff_max_seconds=1.0,
-        replicate_base_url=fake.base_url,
-        replicate_api_token=SecretStr(fake.token),
-        replicate_timeout_seconds=1.0,
-    )
+    return settings_for(fake, tmp_path / "home", database_url, replicate_timeout_seconds=1.0)
 
 
 @pytest.fixture

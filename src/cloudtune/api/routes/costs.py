@@ -32,17 +32,8 @@ class CostLimitResponse(BaseModel):
     exceeded: bool
 
 
-class CostLimitUpdated(BaseModel):
+class CostLimitUpdated(CostLimitResponse):
     success: bool = True
-    enabled: bool
-    limit_usd: float
-    period: str
-    action: str
-    spent_usd: float
-    remaining_usd: float
-    period_start: str
-    period_end: str
-    exceeded: bool
 
 
 class DayCostsOut(BaseModel):

@@ -46,12 +46,8 @@ class ProviderSettingsOut(BaseModel):
     token_source: str | None
 
 
-class ProviderSettingsUpdated(BaseModel):
+class ProviderSettingsUpdated(ProviderSettingsOut):
     success: bool = True
-    provider: str
-    config: dict[str, Any]
-    token_configured: bool
-    token_source: str | None
 
 
 class TokenState(BaseModel):

@@ -12,7 +12,6 @@ from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import SecretPath
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
-from cloudtune.store.tables import JobSecretModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ def insert_job(
     with ctx.db.write() as session:
         job_store.insert_job(session, job)
         if sealed is not None:
-            session.add(JobSecretModel(job_id=job.job_id, ciphertext=sealed))
+            job_store.save_job_secrets(session, job.job_id, sealed)
         if key:
             job_store.claim_idempotency_key(
                 session, user_id=caller.user_id, key=key, job_id=job.job_id, ttl=ttl
