@@ -19,7 +19,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_context(request: Request) -> Context:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: Context = request.app.state.ctx  # set by the app's lifespan
+    return ctx
 
 
 def credential(request: Request) -> tuple[str | None, bool]:
