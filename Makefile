@@ -24,9 +24,11 @@ lint: install
 	$(BIN)/mypy
 
 # The test suite starts its own throwaway PostgreSQL cluster per worker (see tests/pg.py).
-# Most tests wait on servers and subprocesses, so more workers than cores pays off.
+# Most tests wait on servers and subprocesses, so more workers than cores pays off; idle
+# workers take queued tests from busy ones (worksteal), so a few long e2e tests do not end
+# the run on one worker.
 WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS)
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal --durations=15
 
 # Everything: both databases, trainer runs, real server processes.
 test: install lint
