@@ -76,7 +76,14 @@ def status_for(exc: errors.CloudtuneError) -> int:
 
 
 def envelope(status: int, code: str, detail: object, **extra: object) -> Response:
-    body: dict[str, object] = {"success": False, "code": code, "detail": detail}
+    # `error` repeats the message as one string, where scripts written for the reference
+    # server read it (`jq .error`); `detail` keeps 422's list of problems.
+    body: dict[str, object] = {
+        "success": False,
+        "code": code,
+        "detail": detail,
+        "error": _message(detail),
+    }
     body.update({k: v for k, v in extra.items() if k not in body})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if "retry_after_seconds" in extra:
@@ -87,6 +94,17 @@ def envelope(status: int, code: str, detail: object, **extra: object) -> Respons
         headers=headers,
         media_type="application/json",
     )
+
+
+def _message(detail: object) -> str:
+    if isinstance(detail, list):
+        problems = [
+            f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
+            for item in detail
+            if isinstance(item, dict)
+        ]
+        return "; ".join(problems) or "the request does not match the schema"
+    return str(detail)
 
 
 def install_error_handlers(app: FastAPI) -> None:

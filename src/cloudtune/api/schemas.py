@@ -216,6 +216,10 @@ class ErrorResponse(BaseModel):
     detail: str | list[ValidationProblem] = Field(
         description="A human message; for 422 `validation_error`, the list of problems."
     )
+    error: str = Field(
+        description="The message as one string, also for 422 (where scripts written for "
+        "the reference server read it, e.g. `jq .error`)."
+    )
 
 
 def raw_json_body(description: str) -> dict[str, Any]:

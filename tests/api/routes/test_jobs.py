@@ -39,6 +39,10 @@ def assert_envelope(response: httpx.Response, status: int, code: str | None = No
     assert response.status_code == status, response.text
     data = response.json()
     assert data["success"] is False and isinstance(data["code"], str) and data["detail"]
+    # The message again as one string, where scripts for the reference server read it.
+    assert isinstance(data["error"], str) and data["error"]
+    if isinstance(data["detail"], str):
+        assert data["error"] == data["detail"]
     if code:
         assert data["code"] == code, data
 
