@@ -118,10 +118,9 @@ def test_a_local_job_runs_to_completion(
             elif line.startswith("data:"):
                 data = line.split(":", 1)[1].strip()
                 (events if event else lines).append((event, data) if event else data)
-                if event == "done":
-                    break
                 event = None
-    assert events[-1] == ("done", "completed")
+    # The stream ends by itself: the final status, then the end marker clients wait for.
+    assert events[-2:] == [("done", "completed"), ("done", "stream_end")]
     assert ("status", "running") in events or ("status", "completed") in events
     assert any(line.startswith("step 10/10") for line in lines)
 

@@ -26,6 +26,10 @@ POLL_SECONDS = 0.25
 STATUS_EVERY = 4  # polls between status checks
 
 
+# The last message of every stream, after the job's final status.
+STREAM_END = "stream_end"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     event: str | None  # None: a log line
@@ -59,6 +63,8 @@ async def _follow(
                 for line in [*await reader.new_lines(), *reader.unfinished_line()]:
                     yield StreamEvent(None, line)
                 yield StreamEvent("done", status)
+                # The reference server's stream ends so, and clients written for it wait for it.
+                yield StreamEvent("done", STREAM_END)
                 return
         await asyncio.sleep(POLL_SECONDS)
 
