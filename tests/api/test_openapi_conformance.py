@@ -249,6 +249,10 @@ GUARDS = {400, 403, 408, 413}
 # cannot give is not documented either.
 OWN_ERRORS: dict[str, set[int]] = {
     "GET /health": set(),
+    "GET /health/live": set(),
+    "GET /health/ready": set(),
+    "GET /api/cloud/health": set(),
+    "GET /api/auth/check": {401},
     "GET /api/auth/setup/status": set(),
     "POST /api/auth/setup/first-admin": {401, 409, 422, 429},
     "POST /api/auth/login": {401, 422, 429},
@@ -292,6 +296,9 @@ OWN_ERRORS: dict[str, set[int]] = {
 # Operations that take no caller credentials (their own token or signature, or none).
 NO_CALLER = {
     "GET /health",
+    "GET /health/live",
+    "GET /health/ready",
+    "GET /api/cloud/health",
     "GET /api/auth/setup/status",
     "POST /api/auth/setup/first-admin",
     "POST /api/auth/login",

@@ -15,7 +15,7 @@ from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.guards import parse_networks
 from cloudtune.api.openapi import install_openapi
 from cloudtune.api.routes import auth as auth_routes
-from cloudtune.api.routes import configs, costs, health, jobs, providers, webhooks
+from cloudtune.api.routes import compat, configs, costs, health, jobs, providers, webhooks
 from cloudtune.errors import ConflictError
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.cache import VersionedCache
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before routing and authentication.
     parse_networks(settings.trusted_proxies or ())  # a bad entry stops start-up, not a request
     app.add_middleware(Edge, settings=settings)
-    for module in (health, auth_routes, jobs, configs, providers, costs, webhooks):
+    for module in (health, auth_routes, jobs, configs, providers, costs, webhooks, compat):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,35 @@
+"""Paths of the reference server that its scripts call, answered in its shapes."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.routes.test_auth import add_user, bearer, setup_admin
+
+
+async def test_health_paths_answer_as_health_does(client: httpx.AsyncClient) -> None:
+    own = (await client.get("/health")).json()
+    for path in ("/api/cloud/health", "/health/ready"):
+        answer = await client.get(path)
+        assert answer.status_code == 200 and answer.json() == own
+    live = await client.get("/health/live")
+    assert live.status_code == 200 and live.json() == {"status": "healthy"}
+
+
+async def test_auth_check_says_who_is_calling(client: httpx.AsyncClient) -> None:
+    local = await client.get("/api/auth/check")
+    assert local.json() == {
+        "authenticated": True,
+        "user_id": None,
+        "username": "local",
+        "is_admin": True,
+    }
+    admin = await setup_admin(client)
+    olga = await add_user(client, admin, "olga", "researcher")
+    as_admin = (await client.get("/api/auth/check", headers=bearer(admin))).json()
+    assert as_admin["is_admin"] is True and as_admin["username"] != "olga"
+    as_olga = (await client.get("/api/auth/check", headers=bearer(olga))).json()
+    assert as_olga["username"] == "olga" and as_olga["is_admin"] is False
+    assert isinstance(as_olga["user_id"], str)
+    refused = await client.get("/api/auth/check")
+    assert refused.status_code == 401 and refused.json()["code"]
