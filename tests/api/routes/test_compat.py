@@ -33,3 +33,15 @@ async def test_auth_check_says_who_is_calling(client: httpx.AsyncClient) -> None
     assert isinstance(as_olga["user_id"], str)
     refused = await client.get("/api/auth/check")
     assert refused.status_code == 401 and refused.json()["code"]
+
+
+async def test_paths_answer_with_and_without_a_trailing_slash(client: httpx.AsyncClient) -> None:
+    body = {"name": "slashed", "config": {"--model_family": "reference"}}
+    created = await client.post("/api/configs/", json=body)
+    assert created.status_code == 201, created.text
+    for path in ("/api/configs", "/api/configs/", "/api/configs/slashed/", "/api/cloud/jobs/"):
+        answer = await client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code, answer.text)
+    listed = (await client.get("/api/cloud/jobs/?limit=1")).json()
+    assert listed["jobs"] == [] and listed["total"] == 0
+    assert (await client.get("/health/")).json()["status"] == "healthy"

@@ -1,6 +1,4 @@
-"""Paths the reference server serves that scripts written for it call, answered in its shapes
-by the same services as our own routes. Everything here exists for compatibility alone: our
-native API keeps its own paths and shapes (docs/api.md lists where the two differ)."""
+"""Health aliases and GET /api/auth/check, in the reference server's shapes."""
 
 from __future__ import annotations
 
