@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from cloudtune.domain.costs import (
     Period,
@@ -18,7 +18,7 @@ from cloudtune.domain.costs import (
 )
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.hardware import HardwareProfile
-from cloudtune.domain.jobs import Job, JobStatus
+from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import CostLimitExceededError, InvalidInputError
 from cloudtune.services.context import Context
@@ -147,6 +147,60 @@ def update_cost_limit(ctx: Context, caller: Principal, changes: JsonObject) -> C
     return _limit_status(ctx)
 
 
+@dataclass(frozen=True, slots=True)
+class CostLimitStatus:
+    """Where this period's spend stands against the limit, as one verdict: exceeded from the
+    limit on, a warning from 8 tenths of it, and a message saying which."""
+
+    enabled: bool
+    limit_micros: int | None  # None: no limit saved
+    period: Period
+    action: str
+    spent_micros: int
+    percent_used: float  # of the limit, 1 decimal
+    is_exceeded: bool
+    is_warning: bool
+    message: str | None
+
+
+def cost_limit_status(
+    ctx: Context, caller: Principal, provider: str | None = None
+) -> CostLimitStatus:
+    """The same limit and spend as `get_cost_limit`, judged. A disabled limit is never exceeded
+    nor warned about, but its spend is still the period's real spend. The limit is one for all
+    providers: `provider` must name one (400 otherwise) and changes nothing."""
+    if provider is not None:
+        ctx.providers.get(provider)
+    limit = get_cost_limit(ctx, caller)
+    amount, spent = limit.limit_micros, limit.spent_micros
+    if amount > 0:
+        percent = (Decimal(spent) * 100 / amount).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    else:
+        percent = Decimal(100 if limit.enabled else 0)  # a $0 limit is used up from the start
+    exceeded = limit.enabled and limit.exceeded
+    warning = limit.enabled and not exceeded and spent * 10 >= amount * WARN_TENTHS
+    shown = f"{format_usd(spent)} / {format_usd(amount)} ({limit.period.value})"
+    if not limit.enabled:
+        message: str | None = "Cost limits not configured"
+    elif exceeded:
+        message = f"Spending limit exceeded: {shown}"
+    elif warning:
+        message = f"Approaching limit: {shown}"
+    else:
+        message = None
+    return CostLimitStatus(
+        enabled=limit.enabled,
+        limit_micros=amount if limit.enabled or amount > 0 else None,
+        period=limit.period,
+        action=limit.action,
+        spent_micros=spent,
+        percent_used=float(percent),
+        is_exceeded=exceeded,
+        is_warning=warning,
+        message=message,
+    )
+
+
 def check_submit(ctx: Context, estimate: int | None) -> str | None:
     """Refuse (block) or warn about a submit that would cross the spending limit."""
     status = _limit_status(ctx)
@@ -231,6 +285,8 @@ class DayCosts:
     failed: int
     cancelled: int
     cost_micros: int
+    local_jobs: int
+    cloud_jobs: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +311,8 @@ class _Day:
     failed: int = 0
     cancelled: int = 0
     cost_micros: int = 0
+    local_jobs: int = 0
+    cloud_jobs: int = 0
 
 
 def metrics(ctx: Context, caller: Principal, days: int) -> Metrics:
@@ -271,6 +329,10 @@ def metrics(ctx: Context, caller: Principal, days: int) -> Metrics:
     for job in jobs:
         day = by_day[job.created_at.date()]
         day.jobs += 1
+        if job.job_type == JobType.LOCAL:
+            day.local_jobs += 1
+        else:
+            day.cloud_jobs += 1
         if job.status == JobStatus.COMPLETED:
             day.completed += 1
         elif job.status == JobStatus.FAILED:
@@ -293,7 +355,16 @@ def metrics(ctx: Context, caller: Principal, days: int) -> Metrics:
         success_rate=round(finished[JobStatus.COMPLETED] / done, 4) if done else None,
         total_cost_micros=sum(d.cost_micros for d in by_day.values()),
         cost_by_day=[
-            DayCosts(day, d.jobs, d.completed, d.failed, d.cancelled, d.cost_micros)
+            DayCosts(
+                day,
+                d.jobs,
+                d.completed,
+                d.failed,
+                d.cancelled,
+                d.cost_micros,
+                d.local_jobs,
+                d.cloud_jobs,
+            )
             for day, d in sorted(by_day.items())
         ],
         avg_duration_seconds=round(sum(durations) / len(durations), 3) if durations else None,

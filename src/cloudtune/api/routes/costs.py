@@ -43,6 +43,12 @@ class DayCostsOut(BaseModel):
     failed: int
     cancelled: int
     cost_usd: float
+    # The reference server's names for the same day: `total_jobs` is `jobs`, `total_cost_usd`
+    # is `cost_usd`, and the jobs split by where they ran.
+    total_jobs: int
+    local_jobs: int
+    cloud_jobs: int
+    total_cost_usd: float
 
 
 class MetricsResponse(BaseModel):
@@ -57,6 +63,13 @@ class MetricsResponse(BaseModel):
     avg_queue_wait_seconds: float | None
     spend_this_period_usd: float
     cost_limit_period: str
+    # The reference server's names: `total_cost` is `total_cost_usd` (the window's real spend),
+    # `avg_job_duration_seconds` is `avg_duration_seconds`. No provider tells a credit balance,
+    # so it and the jobs it would pay for are unknown: null, never a made-up number.
+    total_cost: float
+    avg_job_duration_seconds: float | None
+    credit_balance: float | None = None
+    estimated_jobs_remaining: int | None = None
 
 
 @router.get("/api/cloud/hardware", response_model=HardwareList, responses=route_errors(401))
@@ -90,13 +103,18 @@ async def put_cost_limit(
 @router.get("/api/metrics", response_model=MetricsResponse, responses=route_errors(401, 422))
 async def metrics(ctx: CtxDep, caller: CallerDep, days: MetricsDays = 30) -> MetricsResponse:
     found = await ctx.in_thread(costs.metrics, ctx, caller, days)
+    return metrics_out(found)
+
+
+def metrics_out(found: costs.Metrics) -> MetricsResponse:
+    total = micros_to_usd(found.total_cost_micros)
     return MetricsResponse(
         period_days=found.period_days,
         jobs_by_status=found.jobs_by_status,
         jobs_by_provider=found.jobs_by_provider,
         job_count=found.job_count,
         success_rate=found.success_rate,
-        total_cost_usd=micros_to_usd(found.total_cost_micros),
+        total_cost_usd=total,
         cost_by_day=[
             DayCostsOut(
                 date=day.date.isoformat(),
@@ -105,6 +123,10 @@ async def metrics(ctx: CtxDep, caller: CallerDep, days: MetricsDays = 30) -> Met
                 failed=day.failed,
                 cancelled=day.cancelled,
                 cost_usd=micros_to_usd(day.cost_micros),
+                total_jobs=day.jobs,
+                local_jobs=day.local_jobs,
+                cloud_jobs=day.cloud_jobs,
+                total_cost_usd=micros_to_usd(day.cost_micros),
             )
             for day in found.cost_by_day
         ],
@@ -112,6 +134,8 @@ async def metrics(ctx: CtxDep, caller: CallerDep, days: MetricsDays = 30) -> Met
         avg_queue_wait_seconds=found.avg_queue_wait_seconds,
         spend_this_period_usd=micros_to_usd(found.spend_this_period_micros),
         cost_limit_period=found.cost_limit_period.value,
+        total_cost=total,
+        avg_job_duration_seconds=found.avg_duration_seconds,
     )
 
 
