@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloudtune.api.routes.compat import health
+from cloudtune.api.routes.compat import costs, health
 
 router = APIRouter()
-for area in (health,):
+for area in (health, costs):
     router.include_router(area.router)
