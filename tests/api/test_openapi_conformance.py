@@ -101,6 +101,7 @@ def start_server(root: Path) -> LiveServer:
         replicate_timeout_seconds=2.0,
         # A submit that gets through starts this instead of a trainer: the job fails at once.
         local=LocalProviderSettings(python="/bin/false"),
+        default_provider="local",
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -263,6 +264,9 @@ OWN_ERRORS: dict[str, set[int]] = {
     "POST /api/cloud/auth/api-keys": {401, 422},
     "GET /api/cloud/auth/api-keys": {401, 422},
     "DELETE /api/cloud/auth/api-keys/{key_id}": {401, 404},
+    "POST /api/auth/api-keys": {401, 422},
+    "GET /api/auth/api-keys": {401, 422},
+    "DELETE /api/auth/api-keys/{key_id}": {401, 404},
     "POST /api/cloud/jobs/submit": {401, 402, 404, 422, 502, 503},
     "POST /api/cloud/jobs/preview": {401, 404, 422},
     "GET /api/cloud/jobs": {401},
@@ -288,6 +292,8 @@ OWN_ERRORS: dict[str, set[int]] = {
     "GET /api/cloud/providers/replicate/versions": {401, 502, 503},
     "PUT /api/cloud/providers/replicate/token": {401, 422},
     "DELETE /api/cloud/providers/replicate/token": {401},
+    "GET /api/cloud/providers/{provider}/config": {401},
+    "PUT /api/cloud/providers/{provider}/config": {401, 422},
     "POST /api/webhooks/replicate": {401, 502, 503},
     "GET /api/cloud/hardware": {401},
     "GET /api/cloud/metrics/cost-limit": {401},

@@ -65,6 +65,16 @@ class ProviderSettingsStore:
         return config, token
 
     def update(self, caller: Principal, provider: str, changes: JsonObject) -> BaseModel:
+        merged = self.check(caller, provider, changes)
+        with self._db.write() as session:
+            provider_store.save_settings(
+                session, provider, at=utcnow(), settings=merged.model_dump()
+            )
+        return merged
+
+    def check(self, caller: Principal, provider: str, changes: JsonObject) -> BaseModel:
+        """The settings `changes` would make, validated; nothing is saved (a caller that
+        changes more than these settings checks everything before it writes anything)."""
         caller.require("provider.manage")
         model = settings_model(provider)
         unknown = sorted(set(changes) - set(model.model_fields))
@@ -75,14 +85,9 @@ class ProviderSettingsStore:
                 code="invalid_setting",
             )
         try:
-            merged = model.model_validate({**self.config(provider).model_dump(), **changes})
+            return model.model_validate({**self.config(provider).model_dump(), **changes})
         except ValidationError as exc:
             raise InvalidInputError(_first_problem(exc), code="invalid_setting") from None
-        with self._db.write() as session:
-            provider_store.save_settings(
-                session, provider, at=utcnow(), settings=merged.model_dump()
-            )
-        return merged
 
     def save_token(self, caller: Principal, provider: str, token: str) -> None:
         caller.require("provider.manage")

@@ -88,7 +88,7 @@ class TestSubmit:
         job_id = data["job_id"]
         job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
         prediction_id = job["metadata"]["prediction_id"]
-        assert job["hardware_type"] == "2x H100" and job["price_per_hour_usd"] == 10.98
+        assert job["hardware_type"] == "2x H100 (80GB)" and job["price_per_hour_usd"] == 10.98
         prediction = fake.predictions[prediction_id]
         assert prediction.version.startswith("simpletuner/advanced-trainer-h100-x2:")
         assert prediction.webhook and job_id in prediction.webhook

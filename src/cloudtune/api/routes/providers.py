@@ -28,11 +28,36 @@ JsonObjectBody = Annotated[dict[str, Any], Body()]
 MAX_WEBHOOK_BYTES = 8 * 1024 * 1024
 
 
+class HardwareProfileOut(BaseModel):
+    id: str
+    model: str | None = Field(description="The trainer model this profile runs, if any.")
+    label: str = Field(description='"H100", "2x L40S".')
+    hardware_type: str
+    cost_per_hour: float = Field(description="USD, from this server's price settings.")
+    cost_per_second: float
+
+
 class ProviderOut(BaseModel):
+    id: str = Field(description="The provider's name, as paths and `?provider=` take it.")
     name: str
     available: bool
     job_type: str | None = Field(default=None, description="With an available provider.")
     reason: str | None = Field(default=None, description="Why a provider is unavailable.")
+    description: str | None = None
+    configured: bool = Field(description="It can take jobs now (Replicate: a token is set).")
+    coming_soon: bool = False
+    hardware_profile: str | None = Field(default=None, description="The default profile.")
+    hardware: str | None = Field(
+        default=None, description='The default profile as users read it: "H100 (80GB)".'
+    )
+    cost_per_hour: float | None = Field(
+        default=None, description="USD per hour of the default profile."
+    )
+    model: str | None = Field(default=None, description="The default profile's trainer model.")
+    version: str | None = Field(
+        default=None, description="The pinned trainer version; null: the latest."
+    )
+    hardware_profiles: list[HardwareProfileOut] = Field(default_factory=list)
 
 
 class ProviderList(BaseModel):
@@ -50,30 +75,69 @@ class ProviderSettingsUpdated(ProviderSettingsOut):
     success: bool = True
 
 
+_FILE_PATH = Field(
+    default=None,
+    description="Always null: the token is stored encrypted in the database, not in a file.",
+)
+
+
 class TokenState(BaseModel):
     success: bool = True
     token_configured: bool
+    file_path: str | None = _FILE_PATH
+    error: str | None = Field(
+        default=None,
+        description="Null, or why the saved token may not work: Replicate refused it, or could "
+        "not be reached to check it.",
+    )
+
+
+class AccountUser(BaseModel):
+    username: str | None
+    name: str | None
+    github_url: str | None
+    token_source: str | None = Field(description="saved or environment.")
 
 
 class AccountCheck(BaseModel):
-    success: bool
+    success: bool = Field(description="The same as valid.")
     valid: bool
     detail: str
+    user_info: AccountUser | None = Field(description="With a valid token: whose it is.")
+    error: str | None = Field(description="Why the token is not valid; null when it is.")
+
+
+class BillingHardware(BaseModel):
+    name: str
+    cost_per_second: float
 
 
 class BillingOut(BaseModel):
     balance_usd: float | None
     balance_available: bool
+    balance: float | None = Field(description="Always null: Replicate has no balance API.")
+    balance_note: str
     profiles: list[HardwareOut]
+    hardware: dict[str, BillingHardware] = Field(
+        description='Each profile by Replicate\'s hardware id ("gpu-h100"), priced from this '
+        "server's settings."
+    )
+    default_hardware: str | None
 
 
 class VersionOut(BaseModel):
     id: str
     created_at: str | None
+    model_id: str | None
+    full_version: str | None = Field(description="`owner/model:version`, as a submit pins it.")
 
 
 class VersionList(BaseModel):
     versions: list[VersionOut]
+    current_version: str | None = Field(description="The pinned version; null: the latest.")
+    error: str | None = Field(
+        default=None, description="Always null: a failure is an HTTP error here."
+    )
 
 
 class WebhookAnswer(BaseModel):
@@ -85,9 +149,43 @@ class WebhookAnswer(BaseModel):
 
 @router.get("/api/cloud/providers", response_model=ProviderList, responses=route_errors(401))
 async def list_providers(ctx: CtxDep, caller: CallerDep) -> Response:
-    found = providers.list_providers(ctx, caller)
+    found = await ctx.in_thread(providers.list_providers, ctx, caller)
+    return _json({"providers": [_provider_out(p) for p in found]})
+
+
+def _provider_out(info: providers.ProviderInfo) -> dict[str, Any]:
+    default = info.default_profile
+    out = ProviderOut(
+        id=info.name,
+        name=info.name,
+        available=info.available,
+        job_type=info.job_type,
+        reason=info.reason,
+        description=info.description,
+        configured=info.configured,
+        hardware_profile=default.name if default else None,
+        hardware=default.display_name if default else None,
+        cost_per_hour=micros_to_usd(default.price_per_hour_micros) if default else None,
+        model=info.model,
+        version=info.version,
+        hardware_profiles=[
+            HardwareProfileOut(
+                id=offer.profile.name,
+                model=offer.model,
+                label=offer.profile.label,
+                hardware_type=offer.profile.label,
+                cost_per_hour=micros_to_usd(offer.profile.price_per_hour_micros),
+                cost_per_second=_per_second(offer.profile.price_per_hour_micros),
+            )
+            for offer in info.profiles
+        ],
+    ).model_dump()
     # An available provider has a job type, an unavailable one a reason; neither has both.
-    return _json({"providers": [_without_none(dataclasses.asdict(p)) for p in found]})
+    return {k: v for k, v in out.items() if v is not None or k not in ("job_type", "reason")}
+
+
+def _per_second(per_hour_micros: int) -> float:
+    return round(per_hour_micros / 3600 / 1_000_000, 9)
 
 
 @router.get(
@@ -118,8 +216,24 @@ async def put_provider(
     responses=route_errors(401, 502, 503),
 )
 async def validate_replicate(ctx: CtxDep, caller: CallerDep) -> AccountCheck:
-    account = await providers.validate(ctx, caller, "replicate")
-    return AccountCheck(success=account.ok, valid=account.ok, detail=account.detail)
+    """200 with `valid: false` when no token is set or Replicate refuses it; 502/503 only
+    when Replicate cannot be asked."""
+    found = await providers.validate(ctx, caller, "replicate")
+    user = None
+    if found.valid:
+        user = AccountUser(
+            username=found.username,
+            name=found.name,
+            github_url=found.github_url,
+            token_source=found.token_source,
+        )
+    return AccountCheck(
+        success=found.valid,
+        valid=found.valid,
+        detail=found.detail,
+        user_info=user,
+        error=None if found.valid else found.detail,
+    )
 
 
 @router.get(
@@ -132,7 +246,16 @@ async def replicate_billing(ctx: CtxDep, caller: CallerDep) -> BillingOut:
     return BillingOut(
         balance_usd=micros_to_usd(found.balance_micros),
         balance_available=found.balance_available,
+        balance=None,
+        balance_note="Replicate's API has no balance; see https://replicate.com/account/billing",
         profiles=[hardware_out(p) for p in found.profiles],
+        hardware={
+            sku: BillingHardware(
+                name=p.display_name, cost_per_second=_per_second(p.price_per_hour_micros)
+            )
+            for sku, p in found.by_sku.items()
+        },
+        default_hardware=found.default_sku,
     )
 
 
@@ -145,7 +268,18 @@ async def replicate_versions(
     ctx: CtxDep, caller: CallerDep, hardware_profile: str | None = None
 ) -> VersionList:
     found = await providers.versions(ctx, caller, "replicate", hardware_profile)
-    return VersionList(versions=[VersionOut(id=v.id, created_at=v.created_at) for v in found])
+    return VersionList(
+        versions=[
+            VersionOut(
+                id=v.id,
+                created_at=v.created_at,
+                model_id=found.model,
+                full_version=f"{found.model}:{v.id}" if found.model else None,
+            )
+            for v in found.versions
+        ],
+        current_version=found.current_version,
+    )
 
 
 @router.put(
@@ -154,9 +288,9 @@ async def replicate_versions(
     responses=route_errors(401, 422),
 )
 async def put_replicate_token(ctx: CtxDep, caller: CallerDep, body: JsonObjectBody) -> TokenState:
-    token = body.get("token") or body.get("api_token")
-    await ctx.in_thread(providers.save_token, ctx, caller, "replicate", token)
-    return TokenState(token_configured=True)
+    """`{"token": "r8_..."}` (or `api_token`); saved, then checked once with Replicate."""
+    found = await providers.save_token(ctx, caller, "replicate", body)
+    return TokenState(token_configured=found.token_configured, error=found.warning)
 
 
 @router.delete(
@@ -165,8 +299,8 @@ async def put_replicate_token(ctx: CtxDep, caller: CallerDep, body: JsonObjectBo
     responses=route_errors(401),
 )
 async def delete_replicate_token(ctx: CtxDep, caller: CallerDep) -> TokenState:
-    configured = await ctx.in_thread(providers.delete_token, ctx, caller, "replicate")
-    return TokenState(token_configured=configured)
+    found = await ctx.in_thread(providers.delete_token, ctx, caller, "replicate")
+    return TokenState(token_configured=found.token_configured)
 
 
 @router.post(

@@ -111,8 +111,13 @@ class ReplicateClient:
 
     # -- endpoints ------------------------------------------------------------------------
 
-    async def account(self) -> dict[str, Any]:
-        return await self._safe_object("GET", "account")
+    async def account(self, *, once: bool = False) -> dict[str, Any]:
+        """`once`: one attempt, no retries (a check made while a user waits for an answer)."""
+        url = self._url("account")
+        answer = await self._with_retries(
+            lambda: self._http.get(url), f"GET {url}", attempts=1 if once else None
+        )
+        return _object(answer, f"GET {url}")
 
     async def hardware(self) -> list[dict[str, Any]]:
         answer = await self._safe("GET", "hardware")  # a bare array, not a page
@@ -261,11 +266,16 @@ class ReplicateClient:
         return _object(await self._safe(method, path), f"{method} {self._url(path)}")
 
     async def _with_retries(
-        self, send: Callable[[], Awaitable[httpx.Response]], request: str
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        request: str,
+        *,
+        attempts: int | None = None,
     ) -> Any:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, ReplicateError) and e.retryable),
-            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_retry_seconds),
+            stop=stop_after_attempt(attempts or self._attempts)
+            | stop_after_delay(self._max_retry_seconds),
             wait=_wait,
             reraise=True,
         )

@@ -41,3 +41,13 @@ def normalise_profile(raw: str | None, default: str) -> str:
             code="invalid_hardware_profile",
         )
     return value
+
+
+def replicate_sku(profile: str) -> str:
+    """Replicate's hardware id (SKU) of a profile, as its pricing lists them
+    (reference/replicate-api.md §10): several H100s are `gpu-h100-2x`, several L40S
+    `gpu-2x-l40s`; one GPU is `gpu-<gpu>`."""
+    gpu, _, count = profile.partition("-x")
+    if not count:
+        return f"gpu-{gpu}"
+    return f"gpu-{gpu}-{count}x" if gpu == "h100" else f"gpu-{count}x-{gpu}"

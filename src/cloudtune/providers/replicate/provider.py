@@ -32,6 +32,7 @@ from cloudtune.providers.base import (
     tail_lines,
 )
 from cloudtune.providers.replicate import lookup as tags
+from cloudtune.providers.replicate.account import MISSING_TOKEN, account_of, check_token_format
 from cloudtune.providers.replicate.breaker import CircuitBreaker
 from cloudtune.providers.replicate.client import (
     MAX_UPLOAD_BYTES,
@@ -41,7 +42,11 @@ from cloudtune.providers.replicate.client import (
     UncertainCreateError,
 )
 from cloudtune.providers.replicate.predictions import parse_prediction, prediction_input
-from cloudtune.providers.replicate.profiles import normalise_profile, replicate_profiles
+from cloudtune.providers.replicate.profiles import (
+    normalise_profile,
+    replicate_profiles,
+    replicate_sku,
+)
 from cloudtune.providers.replicate.settings import ReplicateSettings
 from cloudtune.settings import Settings
 
@@ -64,6 +69,7 @@ class ReplicateProvider:
     poll_with_backoff = True
     upload_limit_bytes = MAX_UPLOAD_BYTES
     secret_retry_seconds = SECRET_RETRY_SECONDS
+    description = "Trains on Replicate's cloud GPUs; local datasets are packaged and uploaded"
 
     def __init__(self, settings: Settings, config: ProviderConfig) -> None:
         self._settings = settings
@@ -118,7 +124,7 @@ class ReplicateProvider:
     async def submit(self, job: Job, bundle: JobBundle) -> ProviderHandle:
         config = self._own_settings()
         offer = self.offer(bundle.hardware_profile)
-        model = f"{config.trainer_model}-{offer.name}"
+        model = self.model_of(offer.name)
         client = self._api()
         try:
             version = config.version or await client.latest_version(model)
@@ -164,13 +170,38 @@ class ReplicateProvider:
         return tail_lines(text, tail)
 
     async def validate(self) -> ProviderAccount:
+        return await self._validate(once=False)
+
+    # -- what the API shows of it -----------------------------------------------------------
+
+    async def validate_once(self) -> ProviderAccount:
+        """One attempt (a token just saved is checked while its user waits)."""
+        return await self._validate(once=True)
+
+    async def _validate(self, *, once: bool) -> ProviderAccount:
+        """Not valid without a token or when Replicate refuses it; ProviderError when
+        Replicate cannot be asked."""
+        if not self._config.token(self.name):
+            return ProviderAccount(ok=False, detail=MISSING_TOKEN)
         try:
-            account = await self._api().account()
+            return await account_of(self._api(), once=once)
         except ReplicateError as exc:
-            if exc.status in (401, 403):
-                return ProviderAccount(ok=False, detail="Replicate refused the token (invalid)")
             raise _provider_error("validate", exc) from None
-        return ProviderAccount(ok=True, detail=f"Replicate account {account.get('username')}")
+
+    def configured(self) -> bool:
+        return bool(self._config.token(self.name))
+
+    def check_token(self, token: str) -> None:
+        check_token_format(token)
+
+    def model_of(self, profile: str) -> str:
+        return f"{self._own_settings().trainer_model}-{profile}"
+
+    def pinned_version(self) -> str | None:
+        return self._own_settings().version
+
+    def hardware_sku(self, profile: str) -> str:
+        return replicate_sku(profile)
 
     # -- webhooks and the rest of the API ---------------------------------------------------
 
@@ -230,7 +261,7 @@ class ReplicateProvider:
         return parse_prediction(payload)
 
     async def versions(self, profile: str | None) -> list[ProviderVersion]:
-        model = f"{self._own_settings().trainer_model}-{self.offer(profile).name}"
+        model = self.model_of(self.offer(profile).name)
         try:
             found = await self._api().versions(model)
         except ReplicateError as exc:
@@ -264,11 +295,7 @@ class ReplicateProvider:
     def _token(self) -> str:
         token = self._config.token(self.name)
         if not token:
-            raise InvalidInputError(
-                "No Replicate token: set REPLICATE_API_TOKEN in the server's environment or "
-                "save one with PUT /api/cloud/providers/replicate/token",
-                code="missing_token",
-            )
+            raise InvalidInputError(MISSING_TOKEN, code="missing_token")
         return token
 
     def _api(self) -> ReplicateClient:
