@@ -101,7 +101,6 @@ def start_server(root: Path) -> LiveServer:
         replicate_timeout_seconds=2.0,
         # A submit that gets through starts this instead of a trainer: the job fails at once.
         local=LocalProviderSettings(python="/bin/false"),
-        default_provider="local",
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -264,9 +263,6 @@ OWN_ERRORS: dict[str, set[int]] = {
     "POST /api/cloud/auth/api-keys": {401, 422},
     "GET /api/cloud/auth/api-keys": {401, 422},
     "DELETE /api/cloud/auth/api-keys/{key_id}": {401, 404},
-    "POST /api/auth/api-keys": {401, 422},
-    "GET /api/auth/api-keys": {401, 422},
-    "DELETE /api/auth/api-keys/{key_id}": {401, 404},
     "POST /api/cloud/jobs/submit": {401, 402, 404, 422, 502, 503},
     "POST /api/cloud/jobs/preview": {401, 404, 422},
     "GET /api/cloud/jobs": {401},
