@@ -91,6 +91,9 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         port=8001,
         reconcile_interval_seconds=0.2,
         local=LocalProviderSettings(cancel_grace_seconds=2.0, poll_interval_seconds=0.05),
+        # The suite's jobs run on the local trainer unless a test names another provider; the
+        # product's default (replicate) is tested in tests/api/routes/test_compat.py.
+        default_provider="local",
     )
 
 

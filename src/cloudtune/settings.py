@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         "write in this process ends it sooner.",
     )
     log_level: str = Field(default="info")
+    default_provider: str = Field(
+        default="replicate",
+        min_length=1,
+        description="Provider of a submit or preview that names none (?provider=): replicate, "
+        "as the reference server's scripts expect.",
+    )
     replicate_base_url: str = Field(
         default="https://api.replicate.com/v1", description="Replicate API root."
     )

@@ -158,7 +158,7 @@ def _kill_server_during_a_job(
 ) -> tuple[str, int]:
     """Submit a long job, wait for its trainer, SIGKILL the server: (job id, trainer pid)."""
     body = job_body(dataset, output, steps=100000)
-    job_id = server.post("/api/cloud/jobs/submit", json=body).json()["job_id"]
+    job_id = server.post("/api/cloud/jobs/submit?provider=local", json=body).json()["job_id"]
     pid = _trainer_pid(server, job_id)
     server.kill()
     return job_id, pid

@@ -60,13 +60,19 @@ class SubmitJobBody(BaseModel):
 class SubmitJobResponse(BaseModel):
     success: bool = True
     job_id: str
+    provider: str = Field(description="The provider the job went to.")
     status: str
     idempotent_hit: bool
     data_uploaded: bool
     cost_limit_warning: str | None
     estimated_cost_usd: float | None
     error: str | None = None
-    quota_warnings: list[str] = []
+    quota_warnings: list[str] = Field(
+        default=[], description="Always empty: this server has no quotas besides cost limits."
+    )
+    upload_id: str | None = Field(
+        default=None, description="Always null: an upload is part of the submit here."
+    )
 
 
 class ProgressOut(BaseModel):
@@ -174,6 +180,8 @@ class SyncResponse(BaseModel):
     success: bool = True
     updated: int
     discovered: int
+    synced: list[int] = Field(description="[updated, discovered], as the reference server's.")
+    message: str
 
 
 class ConfigBody(BaseModel):
@@ -185,21 +193,50 @@ class NamedConfigBody(ConfigBody):
     name: str
 
 
+class ConfigMetadata(BaseModel):
+    name: str
+    model_family: str | None
+    model_type: str | None
+    created_at: datetime | None = Field(description="Null for a folder dropped in by hand.")
+    modified_at: datetime | None
+
+
+class ConfigValidation(BaseModel):
+    warnings: list[str] = Field(default=[], description="Always empty: a bad config is refused.")
+    suggestions: list[str] = []
+
+
 class ConfigOut(BaseModel):
     success: bool = True
     name: str
     config: dict[str, Any]
     dataloader_config: list[Any]
+    metadata: ConfigMetadata
+    config_type: str = Field(default="model", description="Always model.")
+    message: str | None = Field(default=None, description="On a create or an update.")
+    validation: ConfigValidation | None = Field(
+        default=None, description="On a create or an update."
+    )
 
 
 class ConfigDeleteResponse(BaseModel):
     success: bool = True
     name: str
+    message: str
+
+
+class ConfigListItem(ConfigMetadata):
+    has_dataloader: bool
 
 
 class ConfigListResponse(BaseModel):
-    configs: list[str]
+    configs: list[ConfigListItem]
     total: int
+    count: int = Field(description="The same as total, under the reference server's name.")
+    active: str | None = Field(
+        default=None, description="Always null: no config is the active one here."
+    )
+    config_type: str = Field(default="model", description="Always model.")
 
 
 class ValidationProblem(BaseModel):
@@ -268,6 +305,11 @@ class HealthResponse(BaseModel):
     version: str
     database: str
     providers: list[str]
+    mode: str = Field(
+        default="unified",
+        description="Always unified: one server runs the API and the local trainers, as the "
+        "reference server's unified mode.",
+    )
 
 
 class PreviewDataset(BaseModel):
@@ -369,4 +411,7 @@ def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
     }
     if with_snapshot:
         data["config_snapshot"] = job.config_snapshot
+        if job.config_snapshot is not None and "config" in job.config_snapshot:
+            # The reference server's name for the (masked) config the job runs with.
+            data["metadata"] = {**job.metadata, "runtime_config": job.config_snapshot["config"]}
     return data

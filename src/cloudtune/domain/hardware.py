@@ -21,3 +21,11 @@ class HardwareProfile:
         if self.gpu_type is None:
             return "CPU"
         return self.gpu_type if self.gpu_count == 1 else f"{self.gpu_count}x {self.gpu_type}"
+
+    @property
+    def display_name(self) -> str:
+        """The label with the memory of one GPU, as users read it: "H100 (80GB)",
+        "2x L40S (48GB)"."""
+        if self.vram_gb is None:
+            return self.label
+        return f"{self.label} ({self.vram_gb}GB)"

@@ -38,6 +38,12 @@ def arg_name(key: str) -> str:
     return key[2:] if key.startswith("--") else key
 
 
+def config_text(config: dict[str, Any], name: str) -> str | None:
+    """A string argument of a stored config, spelled with or without `--`."""
+    value = config.get(f"--{name}", config.get(name))
+    return value if isinstance(value, str) else None
+
+
 def normalise_config(config: dict[str, Any]) -> dict[str, Any]:
     """Return the trainer args with `--` keys, refusing non-string keys and duplicates."""
     normalised: dict[str, Any] = {}

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from cloudtune.domain.training import (
     SecretPath,
     build_spec,
     check_document,
+    config_text,
     merge_secrets,
     split_secrets,
 )
@@ -52,9 +53,23 @@ class NamedConfig:
     config: dict[str, Any]
     dataloader_config: list[Any]
     owner_user_id: str | None = None
+    created_at: datetime | None = None
+    modified_at: datetime | None = None
 
 
-def list_configs(ctx: Context, caller: Principal) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ConfigSummary:
+    """What a list shows of a config without its values."""
+
+    name: str
+    model_family: str | None
+    model_type: str | None
+    created_at: datetime | None
+    modified_at: datetime
+    has_dataloader: bool
+
+
+def list_configs(ctx: Context, caller: Principal) -> list[ConfigSummary]:
     caller.require("config.view")
     folder = ctx.settings.configs_dir
     if not folder.is_dir():
@@ -62,7 +77,31 @@ def list_configs(ctx: Context, caller: Principal) -> list[str]:
     names = sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
     with ctx.db.read() as session:
         rows = config_store.config_rows(session, names)
-    return [n for n in names if _may_view(caller, rows.get(n))]
+    visible = [n for n in names if _may_view(caller, rows.get(n))]
+    summaries = (_summary(ctx, folder / n, rows.get(n)) for n in visible)
+    return [s for s in summaries if s is not None]
+
+
+def _summary(ctx: Context, folder: Path, row: NamedConfigModel | None) -> ConfigSummary | None:
+    """None for a config removed or broken since the folder was listed: a list shows what can
+    be read (GET of the one config names its problem)."""
+    try:
+        config, dataloader = _read_files(ctx, folder, folder.name)
+        modified = _modified_at(folder)
+    except (InvalidInputError, OSError):
+        return None
+    return ConfigSummary(
+        name=folder.name,
+        model_family=config_text(config, "model_family"),
+        model_type=config_text(config, "model_type"),
+        created_at=row.created_at if row is not None else None,
+        modified_at=modified,
+        has_dataloader=bool(dataloader),
+    )
+
+
+def _modified_at(folder: Path) -> datetime:
+    return datetime.fromtimestamp(folder.joinpath(CONFIG_FILE).stat().st_mtime, UTC)
 
 
 def get_config(ctx: Context, caller: Principal, name: str) -> NamedConfig:
@@ -122,7 +161,9 @@ def save_config(
             session, name, owner_user_id=owner, secrets_ciphertext=_seal(ctx, secrets), at=now
         )
     merge_secrets(public_config, public_dataloader, [(p, MASK) for p, _ in secrets])
-    return NamedConfig(name, public_config, public_dataloader, owner), created
+    first_saved = row.created_at if row is not None else now
+    named = NamedConfig(name, public_config, public_dataloader, owner, first_saved, now)
+    return named, created
 
 
 def delete_config(ctx: Context, caller: Principal, name: str) -> None:
@@ -178,11 +219,19 @@ def _load_visible(
     folder = _folder(ctx, name)
     with ctx.db.read() as session:
         row = config_store.get_config_row(session, name)
-    config_path = folder / CONFIG_FILE
-    if not config_path.is_file() or not _may_view(caller, row):
+    if not (folder / CONFIG_FILE).is_file() or not _may_view(caller, row):
         raise config_not_found(name)
+    config, dataloader = _read_files(ctx, folder, name)
+    owner = row.owner_user_id if row else None
+    created = row.created_at if row else None
+    named = NamedConfig(name, config, dataloader, owner, created, _modified_at(folder))
+    return named, _secrets_of(ctx, row)
+
+
+def _read_files(ctx: Context, folder: Path, name: str) -> tuple[dict[str, Any], list[Any]]:
+    """A config folder's config and dataloader (SimpleTuner's layout)."""
     depth = ctx.settings.json_max_depth
-    config = _read_json(config_path, name, depth)
+    config = _read_json(folder / CONFIG_FILE, name, depth)
     if not isinstance(config, dict):
         raise InvalidInputError(
             f"config '{name}': {CONFIG_FILE} is not a JSON object", code="invalid_config"
@@ -198,8 +247,7 @@ def _load_visible(
                 f"config '{name}': {dataloader_path.name} is not a JSON array",
                 code="invalid_config",
             )
-    owner = row.owner_user_id if row else None
-    return NamedConfig(name, config, dataloader, owner), _secrets_of(ctx, row)
+    return config, dataloader
 
 
 def _dataloader_path(folder: Path, config: dict[str, Any], name: str) -> Path:

@@ -140,6 +140,12 @@ async def get_logs(ctx: Context, caller: Principal, job_id: str, tail: int | Non
     if tail is not None and tail < 0:
         raise InvalidInputError("tail must be 0 or more", code="invalid_filter")
     job = await ctx.in_thread(get_job, ctx, caller, job_id)
+    return await logs_of(ctx, job, tail)
+
+
+async def logs_of(ctx: Context, job: Job, tail: int | None) -> str:
+    """A job's logs (its last `tail` lines), for a caller already allowed to see the job."""
+    job_id = job.job_id
     if job.provider_ref is None:
         return ""
     provider = ctx.providers.get(job.provider)

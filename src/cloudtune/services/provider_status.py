@@ -25,6 +25,10 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
         fields["metadata"] = {**job.metadata, **status.metadata}
     if status.outputs is not None and status.outputs != job.outputs:
         fields["outputs"] = status.outputs
+        # Where the model is: the first output (a provider lists the weights first).
+        first = next((o for o in status.outputs if isinstance(o, str)), None)
+        if job.output_url is None and first is not None:
+            fields["output_url"] = first
     if not fields and status.status == job.status and not new_logs:
         return False
     changed = bool(fields)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
+import httpx
+import pytest
+
+from cloudtune.settings import Settings
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
+from tests.factories import job_body, make_dataset
 
 
 async def test_health_paths_answer_as_health_does(client: httpx.AsyncClient) -> None:
@@ -45,3 +50,25 @@ async def test_paths_answer_with_and_without_a_trailing_slash(client: httpx.Asyn
     listed = (await client.get("/api/cloud/jobs/?limit=1")).json()
     assert listed["jobs"] == [] and listed["total"] == 0
     assert (await client.get("/health/")).json()["status"] == "healthy"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.default_provider = Settings.model_fields["default_provider"].default
+    return settings
+
+
+@pytest.mark.trainer
+async def test_a_submit_naming_no_provider_goes_to_replicate(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    body = job_body(make_dataset(tmp_path / "data", 2, size=32), tmp_path / "out")
+    refused = await client.post("/api/cloud/jobs/submit", json=body)
+    assert refused.status_code == 400, refused.text
+    assert "replicate" in refused.json()["error"].lower()
+    assert "token" in refused.json()["error"].lower()
+    local = await client.post("/api/cloud/jobs/submit?provider=local", json=body)
+    assert local.status_code == 200, local.text
+    answer = local.json()
+    assert answer["provider"] == "local" and answer["quota_warnings"] == []
+    assert answer["upload_id"] is None

@@ -25,7 +25,8 @@ async def test_configs_round_trip_in_simpletuner_layout(
     created = await client.post("/api/configs", json={"name": "second", **CONFIG})
     assert created.status_code == 201
     assert_envelope(await client.post("/api/configs", json={"name": "second", **CONFIG}), 409)
-    assert (await client.get("/api/configs")).json()["configs"] == ["first", "second"]
+    listed = (await client.get("/api/configs")).json()["configs"]
+    assert [c["name"] for c in listed] == ["first", "second"]
     assert (await client.delete("/api/configs/first")).json()["success"] is True
     assert_envelope(await client.get("/api/configs/first"), 404, "config_not_found")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Response, status
 
 from cloudtune.api.deps import CallerDep, CtxDep
@@ -9,25 +11,42 @@ from cloudtune.api.errors import route_errors
 from cloudtune.api.schemas import (
     ConfigBody,
     ConfigDeleteResponse,
+    ConfigListItem,
     ConfigListResponse,
+    ConfigMetadata,
     ConfigOut,
+    ConfigValidation,
     NamedConfigBody,
 )
+from cloudtune.domain.training import config_text
 from cloudtune.services import configs as config_service
 
 router = APIRouter(prefix="/api/configs", tags=["configs"])
 
 
-def _out(named: config_service.NamedConfig) -> ConfigOut:
+def _out(named: config_service.NamedConfig, message: str | None = None) -> ConfigOut:
+    metadata = ConfigMetadata(
+        name=named.name,
+        model_family=config_text(named.config, "model_family"),
+        model_type=config_text(named.config, "model_type"),
+        created_at=named.created_at,
+        modified_at=named.modified_at,
+    )
     return ConfigOut(
-        name=named.name, config=named.config, dataloader_config=named.dataloader_config
+        name=named.name,
+        config=named.config,
+        dataloader_config=named.dataloader_config,
+        metadata=metadata,
+        message=message,
+        validation=ConfigValidation() if message else None,
     )
 
 
 @router.get("", response_model=ConfigListResponse, responses=route_errors(401))
 def list_configs(ctx: CtxDep, caller: CallerDep) -> ConfigListResponse:
-    names = config_service.list_configs(ctx, caller)
-    return ConfigListResponse(configs=names, total=len(names))
+    found = config_service.list_configs(ctx, caller)
+    items = [ConfigListItem(**dataclasses.asdict(summary)) for summary in found]
+    return ConfigListResponse(configs=items, total=len(items), count=len(items))
 
 
 @router.post(
@@ -45,7 +64,7 @@ def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> Conf
         body.dataloader_config,
         create_only=True,
     )
-    return _out(named)
+    return _out(named, f"Configuration '{named.name}' created")
 
 
 @router.get("/{name}", response_model=ConfigOut, responses=route_errors(401, 404))
@@ -69,10 +88,10 @@ def put_config(
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return _out(named)
+    return _out(named, f"Configuration '{name}' {'created' if created else 'updated'}")
 
 
 @router.delete("/{name}", response_model=ConfigDeleteResponse, responses=route_errors(401, 404))
 def delete_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigDeleteResponse:
     config_service.delete_config(ctx, caller, name)
-    return ConfigDeleteResponse(name=name)
+    return ConfigDeleteResponse(name=name, message=f"Configuration '{name}' deleted")

@@ -33,7 +33,10 @@ from cloudtune.services import logstream, submission
 
 router = APIRouter(prefix="/api/cloud/jobs", tags=["jobs"])
 
-ProviderQuery = Annotated[str, Query(description="local or replicate")]
+ProviderQuery = Annotated[
+    str | None,
+    Query(description="local or replicate; default CLOUDTUNE_DEFAULT_PROVIDER (replicate)."),
+]
 
 
 def _json(data: object) -> Response:
@@ -51,11 +54,12 @@ def _submit_request(body: SubmitJobBody) -> submission.SubmitRequest:
     responses=route_errors(401, 402, 404, 422, 502, 503),
 )
 async def submit_job(
-    ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = "local"
+    ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = None
 ) -> Response:
     result = await submission.submit_job(ctx, caller, provider, _submit_request(body))
     answer = SubmitJobResponse(
         job_id=result.job_id,
+        provider=result.provider,
         status=result.status.value,
         idempotent_hit=result.idempotent_hit,
         data_uploaded=result.data_uploaded,
@@ -67,7 +71,7 @@ async def submit_job(
 
 @router.post("/preview", response_model=PreviewResponse, responses=route_errors(401, 404, 422))
 async def preview_job(
-    ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = "local"
+    ctx: CtxDep, caller: CallerDep, body: SubmitJobBody, provider: ProviderQuery = None
 ) -> Response:
     preview = await submission.preview_job(ctx, caller, provider, _submit_request(body))
     return _json(preview_to_dict(preview))
@@ -90,7 +94,13 @@ async def sync_jobs(
 ) -> Response:
     reconciler = request.app.state.reconciler
     result = await job_service.sync_jobs(caller, reconciler, body.provider if body else None)
-    return _json({"success": True, "updated": result.updated, "discovered": result.discovered})
+    answer = SyncResponse(
+        updated=result.updated,
+        discovered=result.discovered,
+        synced=[result.updated, result.discovered],
+        message=f"Updated {result.updated} and discovered {result.discovered} jobs",
+    )
+    return _json(answer.model_dump())
 
 
 @router.get("/{job_id}", response_model=JobResponse, responses=route_errors(401, 404))

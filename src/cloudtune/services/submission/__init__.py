@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 
 
 async def submit_job(
-    ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
+    ctx: Context, caller: Principal, provider_name: str | None, request: SubmitRequest
 ) -> SubmitResult:
+    """Submit to the named provider, or to the default one (`default_provider`) when the
+    request names none."""
     caller.require("job.submit")
+    provider_name = provider_name or ctx.settings.default_provider
     key = request.idempotency_key
     if key:
         # Before any check of paths or data: a retry answers the job it made even when its
@@ -100,6 +103,7 @@ async def submit_job(
     ctx.wake_reconciler()
     return SubmitResult(
         job_id=job.job_id,
+        provider=job.provider,
         status=status,
         idempotent_hit=False,
         data_uploaded=prepared.package is not None,
@@ -109,10 +113,11 @@ async def submit_job(
 
 
 async def preview_job(
-    ctx: Context, caller: Principal, provider_name: str, request: SubmitRequest
+    ctx: Context, caller: Principal, provider_name: str | None, request: SubmitRequest
 ) -> Preview:
     """What a submit would do, without doing it."""
     caller.require("job.submit")
+    provider_name = provider_name or ctx.settings.default_provider
     prepared = await ctx.in_thread(
         prepare, ctx, caller, provider_name, request, package_data=False
     )
@@ -148,7 +153,7 @@ def _new_job(caller: Principal, prepared: Prepared, request: SubmitRequest) -> J
         tracker_run_name=run_name,
         user_id=caller.user_id,
         priority=request.priority,
-        hardware_type=offer.label if offer else prepared.provider.hardware_type(),
+        hardware_type=offer.display_name if offer else prepared.provider.hardware_type(),
         hardware_profile=offer.name if offer else request.hardware_profile or "local",
         price_per_hour_micros=offer.price_per_hour_micros if offer else 0 if local else None,
         estimated_cost_micros=prepared.estimate_micros,

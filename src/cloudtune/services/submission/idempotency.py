@@ -17,6 +17,7 @@ from cloudtune.store import jobs as job_store
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
     job_id: str
+    provider: str
     status: JobStatus
     idempotent_hit: bool
     data_uploaded: bool = False
@@ -33,6 +34,7 @@ def find_replay(ctx: Context, caller: Principal, key: str) -> SubmitResult | Non
         return None
     return SubmitResult(
         job_id=job.job_id,
+        provider=job.provider,
         status=job.status,
         idempotent_hit=True,
         estimated_cost_micros=job.estimated_cost_micros,

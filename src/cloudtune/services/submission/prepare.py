@@ -169,7 +169,7 @@ def preview(provider_name: str, prepared: Prepared) -> Preview:
         first_files=tuple(FileSummary(f.arcname, f.size) for f in scan.first_files()),
         upload_limit_bytes=limit,
         hardware_profile=offer.name if offer else None,
-        hardware_type=offer.label if offer else provider.hardware_type(),
+        hardware_type=offer.display_name if offer else provider.hardware_type(),
         price_per_hour_micros=offer.price_per_hour_micros if offer else 0,
         estimated_cost_micros=prepared.estimate_micros,
         warnings=(f"{scan.total_bytes} bytes is over the {limit} byte upload limit",)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloudtune.api.routes.compat import costs, health
+from cloudtune.api.routes.compat import costs, health, jobs, providers
 
 router = APIRouter()
-for area in (health, costs):
+for area in (health, jobs, costs, providers):
     router.include_router(area.router)
