@@ -6,6 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from cloudtune.domain.principal import ALL_PERMISSIONS, ROLE_PERMISSIONS
+
+# The width of users.display_name.
+DISPLAY_NAME_MAX = 100
+# Every account here has a password kept by this server; there are no outside identity
+# providers, so this is the one value `auth_provider` takes.
+LOCAL_AUTH_PROVIDER = "local"
+
+
+def role_is_admin(role: str) -> bool:
+    """Whether a role grants every permission there is."""
+    return ROLE_PERMISSIONS.get(role, frozenset()) >= ALL_PERMISSIONS
+
 
 @dataclass(frozen=True, slots=True)
 class User:
@@ -14,6 +27,19 @@ class User:
     email: str
     role: str
     created_at: datetime
+    # None: none was given.
+    display_name: str | None
+    is_active: bool
+    last_login_at: datetime | None
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        """What the role grants, sorted."""
+        return tuple(sorted(ROLE_PERMISSIONS.get(self.role, frozenset())))
+
+    @property
+    def is_admin(self) -> bool:
+        return role_is_admin(self.role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +51,26 @@ class CurrentUser:
     email: str | None
     role: str
     created_at: datetime | None
+    # The caller's own permissions: an API key's scope narrows its user's.
     permissions: tuple[str, ...]
     auth_method: str
+    display_name: str | None
+    is_active: bool
+    last_login_at: datetime | None
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the user's role grants every permission (a narrower key's user still is)."""
+        return role_is_admin(self.role)
+
+
+@dataclass(frozen=True, slots=True)
+class SetupStatus:
+    needs_setup: bool
+    has_admin: bool
+    user_count: int
+    # Accounts are made by an admin (or the first-admin setup); nobody can sign up alone.
+    registration_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +85,8 @@ class ApiKey:
     last_used_at: datetime | None
     revoked_at: datetime | None
     scoped_permissions: tuple[str, ...] | None
+    # Neither revoked nor expired when it was read.
+    is_active: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from cloudtune.domain.accounts import ApiKey, NewApiKey
 from cloudtune.domain.jobs import utcnow
@@ -13,8 +14,12 @@ from cloudtune.domain.principal import ALL_PERMISSIONS, Principal
 from cloudtune.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from cloudtune.services.callers import API_KEY_PREFIX, token_hash
 from cloudtune.services.context import Context
+from cloudtune.services.users import refuse_unknown_fields
 from cloudtune.store import users as user_store
 from cloudtune.store.tables import ApiKeyModel
+
+# A key lives at most a year (as on the reference server); it can always be made again.
+MAX_EXPIRES_DAYS = 365
 
 
 def create_api_key(
@@ -24,6 +29,7 @@ def create_api_key(
     name: str,
     expires_days: int | None,
     scoped_permissions: list[str] | None,
+    unknown_fields: Iterable[str] = (),
 ) -> NewApiKey:
     """The full key (shown once) and what is stored about it.
 
@@ -42,10 +48,13 @@ def create_api_key(
             code="session_required",
         )
     caller.require("api.keys.own")
+    refuse_unknown_fields(unknown_fields)
     if not name.strip():
         raise InvalidInputError("name must not be empty", code="invalid_input")
-    if expires_days is not None and not 1 <= expires_days <= 3650:
-        raise InvalidInputError("expires_days must be between 1 and 3650", code="invalid_input")
+    if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+        raise InvalidInputError(
+            f"expires_days must be between 1 and {MAX_EXPIRES_DAYS}", code="invalid_input"
+        )
     scopes = _scopes(caller, scoped_permissions)
     key = API_KEY_PREFIX + secrets.token_urlsafe(30)
     now = utcnow()
@@ -61,14 +70,17 @@ def create_api_key(
     )
     with ctx.db.write() as session:
         user_store.add_api_key(session, row)
-    return NewApiKey(key=key, info=api_key_model_to_api_key(row))
+    # Made by a user, or by the local admin while no user exists: valid either way.
+    return NewApiKey(key=key, info=api_key_model_to_api_key(row, now, users_exist=False))
 
 
 def list_api_keys(ctx: Context, caller: Principal, *, everyone: bool) -> list[ApiKey]:
     caller.require("api.keys.all" if everyone else "api.keys.own")
     with ctx.db.read() as session:
         rows = user_store.list_api_keys(session, user_id=caller.user_id, everyone=everyone)
-    return [api_key_model_to_api_key(r) for r in rows]
+        users_exist = user_store.any_user(session)
+    now = utcnow()
+    return [api_key_model_to_api_key(r, now, users_exist=users_exist) for r in rows]
 
 
 def revoke_api_key(ctx: Context, caller: Principal, key_id: str) -> None:
@@ -81,7 +93,11 @@ def revoke_api_key(ctx: Context, caller: Principal, key_id: str) -> None:
         user_store.revoke_api_key(session, key_id, utcnow())
 
 
-def api_key_model_to_api_key(row: ApiKeyModel) -> ApiKey:
+def api_key_model_to_api_key(row: ApiKeyModel, now: datetime, *, users_exist: bool) -> ApiKey:
+    """The key as of `now`. `is_active` makes the tests authentication makes of the key
+    itself: not revoked, not expired, and not a local-admin key once users exist."""
+    expired = row.expires_at is not None and row.expires_at <= now
+    orphaned = row.user_id is None and users_exist
     return ApiKey(
         id=row.id,
         name=row.name,
@@ -94,6 +110,7 @@ def api_key_model_to_api_key(row: ApiKeyModel) -> ApiKey:
         scoped_permissions=tuple(row.scoped_permissions)
         if row.scoped_permissions is not None
         else None,
+        is_active=row.revoked_at is None and not expired and not orphaned,
     )
 
 

@@ -3,9 +3,11 @@ peer address) before its password is checked, so concurrent guesses cannot outru
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,11 +23,13 @@ from cloudtune.services.callers import (
     token_hash,
 )
 from cloudtune.services.context import Context
-from cloudtune.services.users import hasher, user_model_to_user
+from cloudtune.services.users import hasher, refuse_unknown_fields, user_model_to_user
 from cloudtune.store import users as user_store
 from cloudtune.store.tables import SessionModel, UserModel
 
 SESSION_LIFETIME = timedelta(days=7)
+# With `remember_me` (as the reference server's login offers).
+REMEMBERED_SESSION_LIFETIME = timedelta(days=30)
 # Verifying against this keeps a login for an unknown user as slow as one for a known user.
 _DUMMY_HASH = hasher.hash("not a real password")
 
@@ -49,9 +53,18 @@ ADDRESS_BUDGET = LoginBudget("address:", capacity=20, refill_per_second=20 / 60)
 _BUDGET_IDLE_SECONDS = 3600.0
 
 
-def login(ctx: Context, *, login_name: str, password: str, client: str) -> Session:
+def login(
+    ctx: Context,
+    *,
+    login_name: str,
+    password: str,
+    client: str,
+    remember_me: bool = False,
+    unknown_fields: Iterable[str] = (),
+) -> Session:
     """A session for `login_name` (username or e-mail) and `password`, tried from the peer
-    address `client`."""
+    address `client`; it lasts 30 days with `remember_me`, else 7."""
+    refuse_unknown_fields(unknown_fields)
     with ctx.db.read() as session:
         user = user_store.find_user(session, login_name)
     # Keyed by user id, so the username and the e-mail spend from one budget.
@@ -73,7 +86,7 @@ def login(ctx: Context, *, login_name: str, password: str, client: str) -> Sessi
             user_store.set_password_hash(session, user.id, hasher.hash(password))
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    expires = now + SESSION_LIFETIME
+    expires = now + (REMEMBERED_SESSION_LIFETIME if remember_me else SESSION_LIFETIME)
     with ctx.db.write() as session:
         # The owner proved who they are: their account's budget is full again.
         user_store.refill_login_budget(session, ACCOUNT_BUDGET.prefix + account)
@@ -85,7 +98,9 @@ def login(ctx: Context, *, login_name: str, password: str, client: str) -> Sessi
                 token_hash=token_hash(token), user_id=user.id, created_at=now, expires_at=expires
             ),
         )
-    return Session(token, csrf_token_for(ctx, token), user_model_to_user(user), expires)
+        user_store.set_last_login(session, user.id, now)
+    account_now = dataclasses.replace(user_model_to_user(user), last_login_at=now)
+    return Session(token, csrf_token_for(ctx, token), account_now, expires)
 
 
 def logout(ctx: Context, token: str | None) -> None:

@@ -7,11 +7,12 @@ import hmac
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from sqlalchemy.exc import IntegrityError
 
-from cloudtune.domain.accounts import CurrentUser, User
+from cloudtune.domain.accounts import DISPLAY_NAME_MAX, CurrentUser, SetupStatus, User
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import ROLE_PERMISSIONS, ROLES, Principal
 from cloudtune.errors import ConflictError, InvalidInputError, PermissionDeniedError
@@ -30,10 +31,20 @@ log = logging.getLogger(__name__)
 
 
 def create_user(
-    ctx: Context, *, username: str, email: str, password: str, role: str, first_admin: bool = False
+    ctx: Context,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    first_admin: bool = False,
+    unknown_fields: Iterable[str] = (),
 ) -> User:
     """Create a user. With `first_admin`, only if no user exists yet (exactly once, even
-    under concurrent calls: the setup marker's primary key decides)."""
+    under concurrent calls: the setup marker's primary key decides). `unknown_fields`: what
+    else the request carried, refused by name."""
+    refuse_unknown_fields(unknown_fields)
     _check_new_user(username, email, password, role)
     now = utcnow()
     row = UserModel(
@@ -44,6 +55,7 @@ def create_user(
         role=role,
         is_active=True,
         created_at=now,
+        display_name=_display_name(display_name),
     )
     try:
         with ctx.db.write() as session:
@@ -63,10 +75,26 @@ def create_user(
 
 
 def add_user(
-    ctx: Context, caller: Principal, *, username: str, email: str, password: str, role: str
+    ctx: Context,
+    caller: Principal,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    unknown_fields: Iterable[str] = (),
 ) -> User:
     caller.require("user.manage")
-    return create_user(ctx, username=username, email=email, password=password, role=role)
+    return create_user(
+        ctx,
+        username=username,
+        email=email,
+        password=password,
+        role=role,
+        display_name=display_name,
+        unknown_fields=unknown_fields,
+    )
 
 
 def list_users(ctx: Context, caller: Principal) -> list[User]:
@@ -82,10 +110,39 @@ def current_user(ctx: Context, caller: Principal) -> CurrentUser:
             row = user_store.get_user(session, caller.user_id)
     permissions = tuple(sorted(caller.permissions))
     if row is None:
-        return CurrentUser(None, "local", None, "admin", None, permissions, caller.via)
+        # The local admin of a server with no users: no account behind it, so nothing stored.
+        return CurrentUser(
+            id=None,
+            username="local",
+            email=None,
+            role="admin",
+            created_at=None,
+            permissions=permissions,
+            auth_method=caller.via,
+            display_name=None,
+            is_active=True,
+            last_login_at=None,
+        )
     return CurrentUser(
-        row.id, row.username, row.email, row.role, row.created_at, permissions, caller.via
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        role=row.role,
+        created_at=row.created_at,
+        permissions=permissions,
+        auth_method=caller.via,
+        display_name=row.display_name,
+        is_active=row.is_active,
+        last_login_at=row.last_login_at,
     )
+
+
+def setup_status(ctx: Context) -> SetupStatus:
+    """Whether the first admin is still to be made, and how many accounts exist."""
+    with ctx.db.read() as session:
+        count = user_store.count_users(session)
+        admins = user_store.count_admins(session) if count else 0
+    return SetupStatus(needs_setup=count == 0, has_admin=admins > 0, user_count=count)
 
 
 def admin_count(db: Database) -> int:
@@ -132,8 +189,43 @@ def announce_setup_token(ctx: Context) -> None:
 
 def user_model_to_user(row: UserModel) -> User:
     return User(
-        id=row.id, username=row.username, email=row.email, role=row.role, created_at=row.created_at
+        id=row.id,
+        username=row.username,
+        email=row.email,
+        role=row.role,
+        created_at=row.created_at,
+        display_name=row.display_name,
+        is_active=row.is_active,
+        last_login_at=row.last_login_at,
     )
+
+
+def refuse_unknown_fields(fields: Iterable[str]) -> None:
+    """A request field this server does not act on is refused by name (400), never dropped:
+    whoever sent it would believe it counted."""
+    names = sorted(fields)
+    if not names:
+        return
+    # Bounded: the names come from the request.
+    shown = [n[:64].encode("utf-8", "backslashreplace").decode("utf-8") for n in names[:20]]
+    raise InvalidInputError(
+        "unknown field(s) " + ", ".join(f"`{n}`" for n in shown) + ": this server does not "
+        "act on them; send the request without them",
+        code="unsupported_field",
+        fields=shown,
+    )
+
+
+def _display_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    name = value.strip()
+    if not name or len(name) > DISPLAY_NAME_MAX or not name.isprintable():
+        raise InvalidInputError(
+            f"display_name must be 1-{DISPLAY_NAME_MAX} printable characters",
+            code="invalid_display_name",
+        )
+    return name
 
 
 def _setup_done() -> ConflictError:

@@ -151,6 +151,11 @@ class UserModel(Base):
     role: Mapped[str] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # NULL: none given (answers show the username). Width: domain.accounts.DISPLAY_NAME_MAX.
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    # Set by each successful login (sessions are deleted on logout and expiry, so they cannot
+    # tell this later).
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class SessionModel(Base):

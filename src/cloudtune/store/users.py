@@ -77,6 +77,11 @@ def set_password_hash(session: Session, user_id: str, password_hash: str) -> Non
     bump_auth_epoch(session)
 
 
+def set_last_login(session: Session, user_id: str, at: datetime) -> None:
+    # Not a change to who may do what: the auth epoch stays.
+    session.execute(update(UserModel).where(UserModel.id == user_id).values(last_login_at=at))
+
+
 def mark_setup(session: Session, name: str, at: datetime) -> None:
     """Raises IntegrityError if this setup step already happened."""
     session.add(SetupMarkerModel(name=name, at=at))

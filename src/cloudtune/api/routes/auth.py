@@ -1,4 +1,4 @@
-"""/api/auth: setup, login, logout, me, users; API keys (also under /api/cloud/auth)."""
+"""/api/auth: setup, login, logout, me; /api/users. API keys are in api_keys.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloudtune.api.deps import (
     CSRF_COOKIE,
@@ -17,18 +17,29 @@ from cloudtune.api.deps import (
     get_context,
 )
 from cloudtune.api.errors import route_errors
-from cloudtune.domain.accounts import ApiKey, Session, User
+from cloudtune.api.routes import api_keys
+from cloudtune.domain.accounts import DISPLAY_NAME_MAX, LOCAL_AUTH_PROVIDER, Session, User
 from cloudtune.domain.jobs import utcnow
-from cloudtune.services import api_keys, callers, sessions, users
+from cloudtune.services import sessions, users
 from cloudtune.services.context import Context
 
 router = APIRouter(tags=["auth"])
+# The API-key routes live in their own module, registered with these.
+router.include_router(api_keys.router)
+
+_DISPLAY_NAME = "Shown instead of the username where given; answers fall back to the username."
 
 
 class FirstAdminBody(BaseModel):
+    # Unknown fields are kept so the service refuses them by name (400), not dropped.
+    model_config = ConfigDict(extra="allow")
+
     email: str = Field(max_length=255)
     username: str = Field(max_length=50)
     password: str = Field(max_length=1024)
+    display_name: str | None = Field(
+        default=None, min_length=1, max_length=DISPLAY_NAME_MAX, description=_DISPLAY_NAME
+    )
 
 
 class NewUserBody(FirstAdminBody):
@@ -36,25 +47,32 @@ class NewUserBody(FirstAdminBody):
 
 
 class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
     username: str = Field(max_length=255, description="Username or e-mail.")
     password: str = Field(max_length=1024)
+    remember_me: bool = Field(default=False, description="A 30-day session instead of 7 days.")
 
 
-class ApiKeyBody(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
-    expires_days: int | None = None
-    scoped_permissions: list[str] | None = Field(
-        default=None,
-        description="Omit for a key with all of your permissions; else at least one of them.",
+class AccountFields(BaseModel):
+    """What the reference server's user answers carry that we have too."""
+
+    display_name: str = Field(description=_DISPLAY_NAME)
+    is_admin: bool = Field(description="The role grants every permission.")
+    is_active: bool
+    auth_provider: str = Field(
+        description="Always `local`: every account has a password kept by this server."
     )
+    last_login_at: str | None = Field(description="The last successful login; null if none.")
 
 
-class UserOut(BaseModel):
-    id: str | None
+class UserOut(AccountFields):
+    id: str | None = Field(description="An opaque string.")
     username: str
     email: str | None
     role: str
     created_at: str | None
+    permissions: list[str] = Field(description="What the role grants.")
 
 
 class LoginResponse(BaseModel):
@@ -65,50 +83,34 @@ class LoginResponse(BaseModel):
     user: UserOut
 
 
-class ApiKeyInfo(BaseModel):
-    id: str
-    name: str
-    key_prefix: str
-    user_id: str | None
-    created_at: str
-    expires_at: str | None
-    last_used_at: str | None
-    revoked_at: str | None
-    scoped_permissions: list[str] | None
+class FirstAdminResponse(LoginResponse):
+    message: str = "Admin account created successfully"
 
 
-class ApiKeyCreated(BaseModel):
-    success: bool = True
-    key: str = Field(description="The full key. Shown only in this answer.")
-    key_info: ApiKeyInfo
-
-
-class ApiKeyList(BaseModel):
-    keys: list[ApiKeyInfo]
-
-
-class MeResponse(BaseModel):
-    id: str | None
+class MeResponse(AccountFields):
+    id: str | None = Field(description="An opaque string; null for the no-users local admin.")
     username: str
     email: str | None
     role: str
     created_at: str | None
-    permissions: list[str]
+    permissions: list[str] = Field(
+        description="The caller's permissions: an API key's scope narrows its user's."
+    )
     auth_method: str = Field(description="local, session, cookie or api_key.")
 
 
 class SetupStatus(BaseModel):
-    needs_setup: bool
+    needs_setup: bool = Field(description="No user exists yet: the first admin can be made.")
     has_admin: bool
+    user_count: int
+    registration_enabled: bool = Field(
+        description="Always false: there is no self-registration here; an admin adds users "
+        "(POST /api/users)."
+    )
 
 
 class LogoutResponse(BaseModel):
     success: bool = True
-
-
-class RevokeResponse(BaseModel):
-    success: bool = True
-    id: str
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -122,22 +124,12 @@ def _user_out(user: User) -> UserOut:
         email=user.email,
         role=user.role,
         created_at=user.created_at.isoformat(),
-    )
-
-
-def _key_info(key: ApiKey) -> ApiKeyInfo:
-    return ApiKeyInfo(
-        id=key.id,
-        name=key.name,
-        key_prefix=key.key_prefix,
-        user_id=key.user_id,
-        created_at=key.created_at.isoformat(),
-        expires_at=_iso(key.expires_at),
-        last_used_at=_iso(key.last_used_at),
-        revoked_at=_iso(key.revoked_at),
-        scoped_permissions=list(key.scoped_permissions)
-        if key.scoped_permissions is not None
-        else None,
+        permissions=list(user.permissions),
+        display_name=user.display_name or user.username,
+        is_admin=user.is_admin,
+        is_active=user.is_active,
+        auth_provider=LOCAL_AUTH_PROVIDER,
+        last_login_at=_iso(user.last_login_at),
     )
 
 
@@ -168,13 +160,18 @@ def _start_session(request: Request, response: Response, login: Session) -> Logi
 
 @router.get("/api/auth/setup/status", response_model=SetupStatus, responses=route_errors())
 async def setup_status(ctx: CtxDep) -> SetupStatus:
-    exists = await ctx.in_thread(callers.users_exist, ctx)
-    return SetupStatus(needs_setup=not exists, has_admin=exists)
+    status = await ctx.in_thread(users.setup_status, ctx)
+    return SetupStatus(
+        needs_setup=status.needs_setup,
+        has_admin=status.has_admin,
+        user_count=status.user_count,
+        registration_enabled=status.registration_enabled,
+    )
 
 
 @router.post(
     "/api/auth/setup/first-admin",
-    response_model=LoginResponse,
+    response_model=FirstAdminResponse,
     responses=route_errors(401, 409, 422, 429),
 )
 async def first_admin(
@@ -189,7 +186,7 @@ async def first_admin(
             description="Needed from a non-loopback address: the token in the server log.",
         ),
     ] = None,
-) -> LoginResponse:
+) -> FirstAdminResponse:
     users.check_first_admin_caller(ctx, peer=_client(request), presented_token=setup_token)
     await ctx.in_thread(
         lambda: users.create_user(
@@ -198,10 +195,13 @@ async def first_admin(
             email=body.email,
             password=body.password,
             role="admin",
+            display_name=body.display_name,
             first_admin=True,
+            unknown_fields=list(body.model_extra or ()),
         )
     )
-    return await _log_in(request, response, ctx, body.username, body.password)
+    logged_in = await _log_in(request, response, ctx, body.username, body.password, False)
+    return FirstAdminResponse(**logged_in.model_dump())
 
 
 @router.post(
@@ -210,15 +210,36 @@ async def first_admin(
 async def login(
     request: Request, response: Response, ctx: CtxDep, body: LoginBody
 ) -> LoginResponse:
-    return await _log_in(request, response, ctx, body.username, body.password)
+    return await _log_in(
+        request,
+        response,
+        ctx,
+        body.username,
+        body.password,
+        body.remember_me,
+        unknown_fields=list(body.model_extra or ()),
+    )
 
 
 async def _log_in(
-    request: Request, response: Response, ctx: Context, username: str, password: str
+    request: Request,
+    response: Response,
+    ctx: Context,
+    username: str,
+    password: str,
+    remember_me: bool,
+    unknown_fields: list[str] | None = None,
 ) -> LoginResponse:
     client = _client(request)
     session = await ctx.in_thread(
-        lambda: sessions.login(ctx, login_name=username, password=password, client=client)
+        lambda: sessions.login(
+            ctx,
+            login_name=username,
+            password=password,
+            client=client,
+            remember_me=remember_me,
+            unknown_fields=unknown_fields or (),
+        )
     )
     return _start_session(request, response, session)
 
@@ -244,6 +265,11 @@ async def me(ctx: CtxDep, caller: CallerDep) -> MeResponse:
         created_at=_iso(user.created_at),
         permissions=list(user.permissions),
         auth_method=user.auth_method,
+        display_name=user.display_name or user.username,
+        is_admin=user.is_admin,
+        is_active=user.is_active,
+        auth_provider=LOCAL_AUTH_PROVIDER,
+        last_login_at=_iso(user.last_login_at),
     )
 
 
@@ -264,6 +290,8 @@ async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> UserOut
             email=body.email,
             password=body.password,
             role=body.role,
+            display_name=body.display_name,
+            unknown_fields=list(body.model_extra or ()),
         )
     )
     return _user_out(user)
@@ -273,45 +301,3 @@ def _client(request: Request) -> str:
     # The peer address as the ASGI server reports it; X-Forwarded-For counts only where the
     # trusted-proxy middleware rewrote it (a header anyone can set must not pick the budget).
     return request.client.host if request.client else "unknown"
-
-
-for prefix in ("/api/cloud/auth", "/api/auth"):
-    include = prefix == "/api/cloud/auth"
-
-    @router.post(
-        f"{prefix}/api-keys",
-        response_model=ApiKeyCreated,
-        include_in_schema=include,
-        responses=route_errors(401, 422),
-    )
-    async def create_api_key(ctx: CtxDep, caller: CallerDep, body: ApiKeyBody) -> ApiKeyCreated:
-        made = await ctx.in_thread(
-            lambda: api_keys.create_api_key(
-                ctx,
-                caller,
-                name=body.name,
-                expires_days=body.expires_days,
-                scoped_permissions=body.scoped_permissions,
-            )
-        )
-        return ApiKeyCreated(key=made.key, key_info=_key_info(made.info))
-
-    @router.get(
-        f"{prefix}/api-keys",
-        response_model=ApiKeyList,
-        include_in_schema=include,
-        responses=route_errors(401, 422),
-    )
-    async def list_api_keys(ctx: CtxDep, caller: CallerDep, all: bool = False) -> ApiKeyList:
-        keys = await ctx.in_thread(lambda: api_keys.list_api_keys(ctx, caller, everyone=all))
-        return ApiKeyList(keys=[_key_info(k) for k in keys])
-
-    @router.delete(
-        f"{prefix}/api-keys/{{key_id}}",
-        response_model=RevokeResponse,
-        include_in_schema=include,
-        responses=route_errors(401, 404),
-    )
-    async def revoke_api_key(ctx: CtxDep, caller: CallerDep, key_id: str) -> RevokeResponse:
-        await ctx.in_thread(api_keys.revoke_api_key, ctx, caller, key_id)
-        return RevokeResponse(id=key_id)

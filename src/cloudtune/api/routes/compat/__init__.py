@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cloudtune.api.routes.compat import costs, health, jobs, providers
+from cloudtune.api.routes.compat import auth, costs, health, jobs, providers
 
 router = APIRouter()
-for area in (health, jobs, costs, providers):
+for area in (health, jobs, auth, costs, providers):
     router.include_router(area.router)
