@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cloudtune.domain.costs import Period
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.principal import Principal
-from cloudtune.errors import InvalidInputError
+from cloudtune.errors import InvalidInputError, PermissionDeniedError
 from cloudtune.services import costs, providers
 from cloudtune.services.context import Context
 
@@ -28,12 +28,18 @@ SETTING_ALIASES = {"hardware_profile": "default_hardware_profile"}
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     settings: providers.ProviderSettings
-    cost_limit: costs.CostLimit
+    cost_limit: costs.CostLimit | None  # None: the caller may not read the limit
 
 
 def get_config(ctx: Context, caller: Principal, provider: str) -> ProviderConfig:
+    """provider.manage, like our provider settings; the limit is shown to those who may read
+    it (`costs.get_cost_limit` says who), and is none of the others' business."""
     settings = providers.get_provider_settings(ctx, caller, provider)
-    return ProviderConfig(settings, costs.get_cost_limit(ctx, caller))
+    try:
+        limit: costs.CostLimit | None = costs.get_cost_limit(ctx, caller)
+    except PermissionDeniedError:
+        limit = None
+    return ProviderConfig(settings, limit)
 
 
 def update_config(

@@ -21,7 +21,8 @@ _CONFIG = Field(
     description="The provider's settings (as `GET /api/cloud/providers/{provider}` shows them), "
     "`hardware_profile` (the default profile, our `default_hardware_profile`) and "
     "`cost_limit_enabled`, `cost_limit_amount` (USD), `cost_limit_period`, `cost_limit_action`: "
-    "the one spending limit of `/api/cloud/metrics/cost-limit`."
+    "the one spending limit of `/api/cloud/metrics/cost-limit` (null to a caller who may not "
+    "read it)."
 )
 
 
@@ -66,10 +67,10 @@ def _fields(found: provider_config.ProviderConfig) -> dict[str, Any]:
     if "default_hardware_profile" in config:
         config["hardware_profile"] = config["default_hardware_profile"]
     config.update(
-        cost_limit_enabled=limit.enabled,
-        cost_limit_amount=micros_to_usd(limit.limit_micros),
-        cost_limit_period=limit.period.value,
-        cost_limit_action=limit.action,
+        cost_limit_enabled=limit.enabled if limit else None,
+        cost_limit_amount=micros_to_usd(limit.limit_micros) if limit else None,
+        cost_limit_period=limit.period.value if limit else None,
+        cost_limit_action=limit.action if limit else None,
     )
     return {
         "provider": settings.provider,
