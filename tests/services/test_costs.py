@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloudtune.domain.costs import Period
-from cloudtune.domain.jobs import JobStatus
+from cloudtune.domain.jobs import JobStatus, JobType
 from cloudtune.domain.principal import LOCAL_ADMIN, ROLE_PERMISSIONS, Principal
 from cloudtune.errors import CostLimitExceededError, InvalidInputError, PermissionDeniedError
 from cloudtune.services import costs
@@ -102,3 +102,51 @@ def test_metrics_count_and_cost_by_day(ctx: Context) -> None:
     assert found.success_rate == pytest.approx(2 / 3, abs=1e-4)
     with pytest.raises(InvalidInputError):
         costs.metrics(ctx, LOCAL_ADMIN, 0)
+
+
+def test_the_status_judges_the_spend_against_the_limit(ctx: Context) -> None:
+    spend(ctx.db, 1_000_000)
+    off = costs.cost_limit_status(ctx, RESEARCHER)
+    assert not off.enabled and off.limit_micros is None and off.spent_micros == 1_000_000
+    assert (off.percent_used, off.is_exceeded, off.is_warning) == (0.0, False, False)
+    assert off.message == "Cost limits not configured"
+
+    costs.update_cost_limit(ctx, LOCAL_ADMIN, {"enabled": True, "limit_usd": 3, "period": "daily"})
+    third = costs.cost_limit_status(ctx, RESEARCHER)
+    assert third.percent_used == 33.3 and third.message is None  # 1/3, one decimal
+    spend(ctx.db, 1_400_000)  # 2.40 of 3: exactly 8 tenths
+    warned = costs.cost_limit_status(ctx, RESEARCHER)
+    assert warned.is_warning and not warned.is_exceeded and warned.percent_used == 80.0
+    assert warned.message == "Approaching limit: $2.40 / $3.00 (daily)"
+    spend(ctx.db, 600_000)  # exactly the limit: exceeded, as a submit would find it
+    at_limit = costs.cost_limit_status(ctx, RESEARCHER)
+    assert at_limit.is_exceeded and not at_limit.is_warning and at_limit.percent_used == 100.0
+    assert at_limit.message == "Spending limit exceeded: $3.00 / $3.00 (daily)"
+
+    costs.update_cost_limit(ctx, LOCAL_ADMIN, {"enabled": False})
+    kept = costs.cost_limit_status(ctx, RESEARCHER)
+    assert kept.limit_micros == 3_000_000 and not kept.is_exceeded  # saved, not in force
+    costs.update_cost_limit(ctx, LOCAL_ADMIN, {"enabled": True, "limit_usd": 0})
+    zero = costs.cost_limit_status(ctx, RESEARCHER)
+    assert zero.limit_micros == 0 and zero.is_exceeded and zero.percent_used == 100.0
+    with pytest.raises(InvalidInputError):
+        costs.cost_limit_status(ctx, RESEARCHER, "nope")
+    with pytest.raises(PermissionDeniedError):
+        costs.cost_limit_status(ctx, Principal(user_id="u2", permissions=frozenset(), name="v"))
+
+
+def test_metrics_split_each_day_by_where_jobs_ran(ctx: Context) -> None:
+    spend(ctx.db, 500_000)  # local
+    create_job(
+        ctx.db,
+        status=JobStatus.COMPLETED,
+        created_at=NOW,
+        started_at=NOW,
+        completed_at=NOW + timedelta(seconds=90),
+        cost_micros=250_000,
+        provider="replicate",
+        job_type=JobType.CLOUD,
+    )
+    (day,) = costs.metrics(ctx, LOCAL_ADMIN, 1).cost_by_day
+    assert (day.jobs, day.local_jobs, day.cloud_jobs, day.cost_micros) == (2, 1, 1, 750_000)
+    assert costs.metrics(ctx, LOCAL_ADMIN, 1).avg_duration_seconds == 75.0  # (60 + 90) / 2

@@ -79,7 +79,7 @@ async def test_block_refuses_the_submit_that_would_cross_and_accepts_next_period
         status["remaining_usd"] == 0
         and status["period_start"] == period_start(Period.WEEKLY, now).isoformat()
     )
-    refused = await client.post("/api/cloud/jobs/submit", json=body)
+    refused = await client.post("/api/cloud/jobs/submit?provider=local", json=body)
     assert_envelope(refused, 402, "cost_limit_exceeded")
     detail = refused.json()["detail"]
     assert "$10.50 spent" in detail and "$10.00 weekly limit" in detail
@@ -88,7 +88,7 @@ async def test_block_refuses_the_submit_that_would_cross_and_accepts_next_period
     next_monday = period_start(Period.WEEKLY, now) + timedelta(days=7, hours=1)
     set_clock(client, next_monday)
     assert (await client.get("/api/cloud/metrics/cost-limit")).json()["spent_usd"] == 0
-    accepted = await client.post("/api/cloud/jobs/submit", json=body)
+    accepted = await client.post("/api/cloud/jobs/submit?provider=local", json=body)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["cost_limit_warning"] is None
 
@@ -102,7 +102,7 @@ async def test_warn_answers_with_a_warning(
         json={"enabled": True, "limit_usd": 5, "period": "daily", "action": "warn"},
     )
     seed_spend(client, "6", utcnow() - timedelta(seconds=30))
-    response = await client.post("/api/cloud/jobs/submit", json=body)
+    response = await client.post("/api/cloud/jobs/submit?provider=local", json=body)
     assert response.status_code == 200
     assert "Spending limit exceeded" in response.json()["cost_limit_warning"]
     bad = await client.put("/api/cloud/metrics/cost-limit", json={"period": "hourly"})
@@ -113,7 +113,7 @@ async def test_the_estimate_uses_the_price_and_learned_speed(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
     body["config"]["--max_train_steps"] = 10
-    first = (await client.post("/api/cloud/jobs/preview", json=body)).json()
+    first = (await client.post("/api/cloud/jobs/preview?provider=local", json=body)).json()
     assert first["estimated_cost_usd"] == pytest.approx(2.0)  # 10 steps at 5/s, $1/s
     db = client.app.state.ctx.db  # type: ignore[attr-defined]
     start = utcnow() - timedelta(hours=1)
@@ -133,7 +133,7 @@ async def test_the_estimate_uses_the_price_and_learned_speed(
             job_store.update_job_fields(
                 session, job.job_id, progress=Progress(step=100, total_steps=100).to_dict()
             )
-    learned = (await client.post("/api/cloud/jobs/preview", json=body)).json()
+    learned = (await client.post("/api/cloud/jobs/preview?provider=local", json=body)).json()
     assert learned["estimated_cost_usd"] == pytest.approx(1.0)
 
 
@@ -143,7 +143,8 @@ async def test_a_per_job_cap_cancels_a_running_local_job(
 ) -> None:
     body["config"]["--max_train_steps"] = 100000
     body["max_cost_usd"] = 1.5
-    job_id = (await client.post("/api/cloud/jobs/submit", json=body)).json()["job_id"]
+    submitted = await client.post("/api/cloud/jobs/submit?provider=local", json=body)
+    job_id = submitted.json()["job_id"]
     running = await wait_for_status(client, job_id, {"running"})
     assert running["max_cost_usd"] == 1.5
     job = await wait_for_status(client, job_id, {"cancelled", "completed", "failed"}, timeout=30)
