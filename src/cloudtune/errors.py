@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -80,3 +81,19 @@ class UnconfirmedSubmitError(ProviderError):
 
 def job_not_found(job_id: str) -> NotFoundError:
     return NotFoundError(f"Job not found: {job_id}", code="job_not_found", job_id=job_id)
+
+
+def unknown_fields_error(
+    names: Iterable[str], *, accepted: Iterable[str] = ()
+) -> InvalidInputError:
+    """A request's fields this server does not act on: refused by name (400), never dropped,
+    or whoever sent them would believe they counted. The names come from the request, so at
+    most 20 are shown, each cut to 64 characters and made printable."""
+    shown = [
+        name[:64].encode("utf-8", "backslashreplace").decode("utf-8") for name in sorted(names)
+    ][:20]
+    message = f"unknown field(s) {', '.join(f'`{n}`' for n in shown)}: this server does not "
+    message += "act on them; send the request without them"
+    if accepted := sorted(accepted):
+        message += f" (accepted: {', '.join(accepted)})"
+    return InvalidInputError(message, code="unsupported_field", fields=shown)

@@ -101,6 +101,7 @@ def start_server(root: Path) -> LiveServer:
         replicate_timeout_seconds=2.0,
         # A submit that gets through starts this instead of a trainer: the job fails at once.
         local=LocalProviderSettings(python="/bin/false"),
+        default_provider="local",
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -185,8 +185,18 @@ class SyncResponse(BaseModel):
 
 
 class ConfigBody(BaseModel):
+    # Unknown fields are kept so the service can refuse them by name (400), not drop them.
+    model_config = ConfigDict(extra="allow")
+
     config: dict[str, Any]
     dataloader_config: list[Any] = []
+    description: str | None = Field(
+        default=None, max_length=1000, description='Left out: kept as it was; "": cleared.'
+    )
+
+
+class PutConfigBody(ConfigBody):
+    name: str | None = Field(default=None, description="If given, the name in the path.")
 
 
 class NamedConfigBody(ConfigBody):
@@ -195,8 +205,11 @@ class NamedConfigBody(ConfigBody):
 
 class ConfigMetadata(BaseModel):
     name: str
+    description: str | None
     model_family: str | None
     model_type: str | None
+    model_flavour: str | None
+    lora_type: str | None
     created_at: datetime | None = Field(description="Null for a folder dropped in by hand.")
     modified_at: datetime | None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +36,19 @@ from cloudtune.domain.training import (
     merge_secrets,
     split_secrets,
 )
-from cloudtune.errors import ConflictError, InvalidInputError, NotFoundError
+from cloudtune.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    unknown_fields_error,
+)
 from cloudtune.services.context import Context
 from cloudtune.services.file_access import PathNotAllowedError
 from cloudtune.store import configs as config_store
 from cloudtune.store.tables import NamedConfigModel
 
+# What a named config's body may carry (the name is in the path of a PUT).
+CONFIG_FIELDS = ("name", "description", "config", "dataloader_config")
 CONFIG_FILE = "config.json"
 DATALOADER_FILE = "multidatabackend.json"
 _MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -55,6 +63,7 @@ class NamedConfig:
     owner_user_id: str | None = None
     created_at: datetime | None = None
     modified_at: datetime | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +71,11 @@ class ConfigSummary:
     """What a list shows of a config without its values."""
 
     name: str
+    description: str | None
     model_family: str | None
     model_type: str | None
+    model_flavour: str | None
+    lora_type: str | None
     created_at: datetime | None
     modified_at: datetime
     has_dataloader: bool
@@ -92,8 +104,11 @@ def _summary(ctx: Context, folder: Path, row: NamedConfigModel | None) -> Config
         return None
     return ConfigSummary(
         name=folder.name,
+        description=row.description if row is not None else None,
         model_family=config_text(config, "model_family"),
         model_type=config_text(config, "model_type"),
+        model_flavour=config_text(config, "model_flavour"),
+        lora_type=config_text(config, "lora_type"),
         created_at=row.created_at if row is not None else None,
         modified_at=modified,
         has_dataloader=bool(dataloader),
@@ -127,10 +142,21 @@ def save_config(
     config: Any,
     dataloader_config: Any,
     *,
+    description: str | None = None,
+    unknown_fields: Iterable[str] = (),
+    named_in_body: str | None = None,
     create_only: bool = False,
 ) -> tuple[NamedConfig, bool]:
-    """Write a named config; returns it (secrets masked) and whether it was new."""
+    """Write a named config; returns it (secrets masked) and whether it was new. A description
+    left out keeps the one stored ("" clears it)."""
     caller.require("config.edit")
+    if unknown := list(unknown_fields):
+        raise unknown_fields_error(unknown, accepted=CONFIG_FIELDS)
+    if named_in_body is not None and named_in_body != name:
+        raise InvalidInputError(
+            f"the body names config {named_in_body!r} but the path {name!r}; send one name",
+            code="invalid_config_name",
+        )
     spec = build_spec(config, dataloader_config, max_depth=ctx.settings.json_max_depth)
     folder = _folder(ctx, name)
     now = utcnow()
@@ -156,13 +182,22 @@ def save_config(
     _write_json(folder / DATALOADER_FILE, public_dataloader)
     # A folder dropped in by hand has no row: it stays shared (no owner).
     owner = row.owner_user_id if row is not None else None
+    if description is None and row is not None:
+        description = row.description
     with ctx.db.write() as session:
         config_store.save_config_row(
-            session, name, owner_user_id=owner, secrets_ciphertext=_seal(ctx, secrets), at=now
+            session,
+            name,
+            owner_user_id=owner,
+            secrets_ciphertext=_seal(ctx, secrets),
+            description=description or None,
+            at=now,
         )
     merge_secrets(public_config, public_dataloader, [(p, MASK) for p, _ in secrets])
     first_saved = row.created_at if row is not None else now
-    named = NamedConfig(name, public_config, public_dataloader, owner, first_saved, now)
+    named = NamedConfig(
+        name, public_config, public_dataloader, owner, first_saved, now, description or None
+    )
     return named, created
 
 
@@ -224,7 +259,8 @@ def _load_visible(
     config, dataloader = _read_files(ctx, folder, name)
     owner = row.owner_user_id if row else None
     created = row.created_at if row else None
-    named = NamedConfig(name, config, dataloader, owner, created, _modified_at(folder))
+    described = row.description if row else None
+    named = NamedConfig(name, config, dataloader, owner, created, _modified_at(folder), described)
     return named, _secrets_of(ctx, row)
 
 

@@ -39,6 +39,7 @@ def save_config_row(
     *,
     owner_user_id: str | None,
     secrets_ciphertext: str | None,
+    description: str | None,
     at: datetime,
 ) -> None:
     row = session.get(NamedConfigModel, name, with_for_update=True)
@@ -48,12 +49,14 @@ def save_config_row(
                 name=name,
                 owner_user_id=owner_user_id,
                 secrets_ciphertext=secrets_ciphertext,
+                description=description,
                 created_at=at,
                 updated_at=at,
             )
         )
         return
     row.secrets_ciphertext = secrets_ciphertext
+    row.description = description
     row.updated_at = at
 
 

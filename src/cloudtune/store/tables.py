@@ -265,6 +265,7 @@ class NamedConfigModel(Base):
     # NULL: the local admin's (made with no users, or a folder dropped in by hand).
     owner_user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     secrets_ciphertext: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -49,3 +49,37 @@ async def test_a_dropped_in_simpletuner_folder_is_read(
     (folder / "multidatabackend.json").write_text('[{"id": "x", "instance_data_dir": "/d"}]')
     got = (await client.get("/api/configs/dropped")).json()
     assert got["dataloader_config"][0]["id"] == "x"
+
+
+async def test_a_config_keeps_its_description_and_lists_its_summary(
+    client: httpx.AsyncClient,
+) -> None:
+    config = {"--model_family": "flux", "--model_type": "lora", "--lora_type": "lycoris"}
+    body = {"name": "described", "description": "probe", "config": config}
+    created = await client.post("/api/configs/", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["metadata"]["description"] == "probe"
+    assert created.json()["message"] and created.json()["validation"]["warnings"] == []
+    # A PUT without a description keeps it; "" clears it.
+    kept = await client.put("/api/configs/described", json={"config": config})
+    assert kept.json()["metadata"]["description"] == "probe"
+    listed = (await client.get("/api/configs")).json()
+    assert listed["count"] == listed["total"] == 1 and listed["config_type"] == "model"
+    (item,) = listed["configs"]
+    assert item["description"] == "probe" and item["model_family"] == "flux"
+    assert item["lora_type"] == "lycoris" and item["has_dataloader"] is False
+    assert item["created_at"] and item["modified_at"]
+    cleared = await client.put(
+        "/api/configs/described", json={"config": config, "description": ""}
+    )
+    assert cleared.json()["metadata"]["description"] is None
+
+
+async def test_unknown_fields_and_a_second_name_are_refused(client: httpx.AsyncClient) -> None:
+    body = {"name": "x", "config": {"--model_family": "flux"}, "tags": ["a"]}
+    refused = await client.post("/api/configs", json=body)
+    assert refused.status_code == 400 and refused.json()["code"] == "unsupported_field"
+    assert "tags" in refused.json()["error"]
+    other = await client.put("/api/configs/x", json={"name": "y", "config": {"a": 1}})
+    assert other.status_code == 400 and other.json()["code"] == "invalid_config_name"
+    assert (await client.get("/api/configs")).json()["configs"] == []

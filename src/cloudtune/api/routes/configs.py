@@ -9,7 +9,6 @@ from fastapi import APIRouter, Response, status
 from cloudtune.api.deps import CallerDep, CtxDep
 from cloudtune.api.errors import route_errors
 from cloudtune.api.schemas import (
-    ConfigBody,
     ConfigDeleteResponse,
     ConfigListItem,
     ConfigListResponse,
@@ -17,6 +16,7 @@ from cloudtune.api.schemas import (
     ConfigOut,
     ConfigValidation,
     NamedConfigBody,
+    PutConfigBody,
 )
 from cloudtune.domain.training import config_text
 from cloudtune.services import configs as config_service
@@ -27,8 +27,11 @@ router = APIRouter(prefix="/api/configs", tags=["configs"])
 def _out(named: config_service.NamedConfig, message: str | None = None) -> ConfigOut:
     metadata = ConfigMetadata(
         name=named.name,
+        description=named.description,
         model_family=config_text(named.config, "model_family"),
         model_type=config_text(named.config, "model_type"),
+        model_flavour=config_text(named.config, "model_flavour"),
+        lora_type=config_text(named.config, "lora_type"),
         created_at=named.created_at,
         modified_at=named.modified_at,
     )
@@ -62,6 +65,8 @@ def create_config(ctx: CtxDep, caller: CallerDep, body: NamedConfigBody) -> Conf
         body.name,
         body.config,
         body.dataloader_config,
+        description=body.description,
+        unknown_fields=body.model_extra or {},
         create_only=True,
     )
     return _out(named, f"Configuration '{named.name}' created")
@@ -81,10 +86,17 @@ def get_config(ctx: CtxDep, caller: CallerDep, name: str) -> ConfigOut:
     },
 )
 def put_config(
-    ctx: CtxDep, caller: CallerDep, name: str, body: ConfigBody, response: Response
+    ctx: CtxDep, caller: CallerDep, name: str, body: PutConfigBody, response: Response
 ) -> ConfigOut:
     named, created = config_service.save_config(
-        ctx, caller, name, body.config, body.dataloader_config
+        ctx,
+        caller,
+        name,
+        body.config,
+        body.dataloader_config,
+        description=body.description,
+        unknown_fields=body.model_extra or {},
+        named_in_body=body.name,
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
