@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from cloudtune.domain.jobs import JobStatus
 from cloudtune.settings import Settings
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
-from tests.factories import job_body, make_dataset
+from tests.factories import create_job, job_body, make_dataset
 
 
 async def test_health_paths_answer_as_health_does(client: httpx.AsyncClient) -> None:
@@ -72,3 +74,50 @@ async def test_a_submit_naming_no_provider_goes_to_replicate(
     answer = local.json()
     assert answer["provider"] == "local" and answer["quota_warnings"] == []
     assert answer["upload_id"] is None
+
+
+async def test_pre_submit_check_reports_the_configs_folder_as_git_sees_it(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    config = {"--model_family": "flux", "--tracker_run_name": "nightly"}
+    made = await client.put("/api/configs/shapes", json={"config": config})
+    assert made.status_code == 201, made.text
+    plain = (await client.get("/api/cloud/pre-submit-check")).json()
+    assert plain["git_available"] is True and plain["repo_present"] is False
+    assert plain["config_name"] is None and plain["dirty_paths"] == []
+
+    folder = settings.configs_dir
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "configs"], check=True)
+    clean = (await client.get("/api/cloud/pre-submit-check?config_name=shapes")).json()
+    assert clean["repo_present"] is True and clean["is_dirty"] is False
+    assert clean["current_branch"] == "main" and len(clean["current_commit"]) == 40
+    assert clean["current_abbrev"] == clean["current_commit"][:7]
+    assert clean["tracker_run_name"] == "nightly" and clean["config_name"] == "shapes"
+
+    changed = await client.put("/api/configs/shapes", json={"config": {**config, "--seed": 1}})
+    assert changed.status_code == 200
+    dirty = (await client.get("/api/cloud/pre-submit-check")).json()
+    assert dirty["is_dirty"] is True and dirty["dirty_count"] == 1
+    assert dirty["dirty_paths"] == ["shapes/config.json"]
+    missing = await client.get("/api/cloud/pre-submit-check?config_name=nosuch")
+    assert missing.status_code == 404
+
+
+async def test_available_configs_and_inline_progress(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert (await client.get("/api/cloud/available-configs")).json() == {
+        "configs": [],
+        "active_config": None,
+    }
+    await client.put("/api/configs/one", json={"config": {"--model_family": "flux"}})
+    listed = (await client.get("/api/cloud/available-configs")).json()
+    assert listed["configs"] == [{"name": "one", "is_active": False}]
+    job = create_job(client.app.state.ctx.db, status=JobStatus.QUEUED)  # type: ignore[attr-defined]
+    queued = (await client.get(f"/api/cloud/jobs/{job.job_id}/inline-progress")).json()
+    assert queued == {"job_id": job.job_id, "stage": None, "last_log": None, "progress": None}
+    missing = await client.get("/api/cloud/jobs/nosuch/inline-progress")
+    assert missing.status_code == 404 and missing.json()["code"] == "job_not_found"

@@ -4,12 +4,14 @@ dialog calls first (available-configs, pre-submit-check), in its shapes."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from cloudtune.api.deps import CallerDep, CtxDep
 from cloudtune.api.errors import route_errors
+from cloudtune.services import config_repo
 from cloudtune.services import configs as config_service
 from cloudtune.services import inline_progress as progress_service
 
@@ -52,4 +54,36 @@ def available_configs(ctx: CtxDep, caller: CallerDep) -> AvailableConfigs:
     return AvailableConfigs(
         configs=[AvailableConfig(name=c.name, is_active=False) for c in found],
         active_config=None,
+    )
+
+
+class PreSubmitCheckOut(BaseModel):
+    git_available: bool
+    repo_present: bool = Field(description="Whether the configs folder is a git work tree.")
+    is_dirty: bool
+    dirty_count: int
+    dirty_paths: list[str] = Field(description="The first 50.")
+    current_commit: str | None
+    current_abbrev: str | None
+    current_branch: str | None
+    tracker_run_name: str | None = Field(description="The named config's, when one is named.")
+    config_name: str | None
+
+
+@router.get(
+    "/api/cloud/pre-submit-check",
+    response_model=PreSubmitCheckOut,
+    responses=route_errors(401, 404),
+)
+def pre_submit_check(
+    ctx: CtxDep,
+    caller: CallerDep,
+    config_name: Annotated[str | None, Query(max_length=128)] = None,
+) -> PreSubmitCheckOut:
+    """The git state of the configs folder (this server reports it and commits nothing)."""
+    found = config_repo.pre_submit_check(ctx, caller, config_name)
+    return PreSubmitCheckOut(
+        **dataclasses.asdict(found.repo),
+        tracker_run_name=found.tracker_run_name,
+        config_name=found.config_name,
     )
