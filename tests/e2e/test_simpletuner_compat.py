@@ -87,8 +87,43 @@ ITEMS = {
     "hardware[]",
 }
 
-# Deliberate differences, as `where.key`: each must be named in docs/api.md.
-DIFFERENCES: dict[str, str] = {}
+# Keys of the reference's answers we leave out or type differently on purpose, as `where.key`;
+# docs/api.md names each (its last part, in backticks).
+_SECRET = "a job's upload token is a secret: job JSON never carries one"
+_IDS = "ids are opaque strings here, integers there"
+_ORGS = "no organisations, teams or per-resource rules here"
+_LEVELS = "one role per user here, not a list of levels"
+_TEMPLATES = "no config templates or tags here"
+DIFFERENCES: dict[str, str] = {
+    "jobs[].upload_token": _SECRET,
+    "job.upload_token": _SECRET,
+    "id": _IDS,
+    "[].id": _IDS,
+    "key_info.id": _IDS,
+    "user.id": _IDS,
+    "avatar_url": "no avatars here",
+    "user.avatar_url": "no avatars here",
+    "email_verified": "no e-mail verification here",
+    "user.email_verified": "no e-mail verification here",
+    "levels": _LEVELS,
+    "user.levels": _LEVELS,
+    "user.resource_rules": _ORGS,
+    "user.org_id": _ORGS,
+    "user.organization": _ORGS,
+    "user.teams": _ORGS,
+    "metadata.tags": _TEMPLATES,
+    "metadata.is_template": _TEMPLATES,
+    "metadata.parent_template": _TEMPLATES,
+    "configs[].tags": _TEMPLATES,
+    "configs[].is_template": _TEMPLATES,
+    "configs[].parent_template": _TEMPLATES,
+}
+# Requests the reference answers 200 and we refuse on purpose; docs/api.md names each path.
+REFUSED_ON_PURPOSE = {
+    "versions": "without a token there is nothing to list: 400 missing_token, not 200",
+    "list-status-bogus": "an unknown status filter is 400, not an empty list",
+    "key-create-badscope": "a key scoped to a permission that does not exist is 400",
+}
 
 
 @dataclass
@@ -146,7 +181,7 @@ class Replay:
         where = f"{recording.name} ({recording.method} {recording.path} -> {response.status_code})"
         ours = _json(response)
         if response.status_code >= 300:
-            if not recording.failed:
+            if not recording.failed and recording.name not in REFUSED_ON_PURPOSE:
                 self.problems.append(f"{where}: fails here, answered {recording.status} there")
             if not (isinstance(ours, dict) and isinstance(ours.get("error"), str)):
                 self.problems.append(f"{where}: no `error` message in {ours!r}"[:300])
@@ -213,7 +248,11 @@ def test_every_recording_has_a_place() -> None:
 def test_deliberate_differences_are_documented() -> None:
     doc = API_DOC.read_text()
     for path in DIFFERENCES:
-        assert f"`{path.split('.')[-1].rstrip('[]')}`" in doc, path
+        assert f"`{path.split('.')[-1].lstrip('[]')}`" in doc, path
+    for name in REFUSED_ON_PURPOSE:
+        recording = Recording.load(name)
+        spellings = (recording.path, recording.path.split("?")[0])
+        assert any(f"`{recording.method} {p}`" in doc for p in spellings), recording.path
 
 
 @pytest.fixture
@@ -244,6 +283,9 @@ def test_recorded_requests_get_answers_of_the_same_shape(replay: Replay) -> None
     for name in NO_USERS:
         if name == "list":
             _make_jobs(replay)
+        if name == "cfg-del-z2":  # a config the recording machine had
+            made = replay.server.post("/api/configs", json={"name": "z2", "config": {"a": 1}})
+            assert made.status_code == 201, made.text
         replay.check(Recording.load(name))
     for name in WITH_USERS:
         response = replay.check(Recording.load(name))
