@@ -278,7 +278,7 @@ OWN_ERRORS: dict[str, set[int]] = {
     "GET /api/cloud/jobs/{job_id}/events": {401, 404},
     "GET /api/cloud/jobs/{job_id}/inline-progress": {401, 404},
     "GET /api/cloud/available-configs": {401},
-    "GET /api/cloud/pre-submit-check": {401, 404},
+    "GET /api/cloud/pre-submit-check": {401, 404, 422},
     "POST /api/cloud/jobs/{job_id}/cancel": {401, 404, 409, 502, 503},
     "GET /api/configs": {401},
     "POST /api/configs": {401, 409, 422},

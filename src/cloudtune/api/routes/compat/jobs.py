@@ -73,7 +73,7 @@ class PreSubmitCheckOut(BaseModel):
 @router.get(
     "/api/cloud/pre-submit-check",
     response_model=PreSubmitCheckOut,
-    responses=route_errors(401, 404),
+    responses=route_errors(401, 404, 422),
 )
 def pre_submit_check(
     ctx: CtxDep,
