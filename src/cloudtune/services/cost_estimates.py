@@ -11,13 +11,13 @@ from cloudtune.domain.costs import format_usd
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import TrainingSpec, build_spec, check_document
-from cloudtune.errors import InvalidInputError
+from cloudtune.errors import InvalidInputError, unknown_fields_error
 from cloudtune.providers.base import HasHardwareProfiles
 from cloudtune.services import costs, providers
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import resolve_dataset_paths
 from cloudtune.services.file_access import FileAccessPolicy
-from cloudtune.services.packaging import printable, scan_datasets
+from cloudtune.services.packaging import scan_datasets
 from cloudtune.services.submission.request import SubmitRequest, merge_request
 
 BYTES_PER_MB = 1024 * 1024
@@ -78,14 +78,8 @@ def _read_request(query: EstimateRequest, body: object) -> EstimateRequest:
             "config_name_to_load and hardware_profile",
             code="invalid_input",
         )
-    unknown = sorted(printable(str(k)) for k in set(body) - _BODY_FIELDS)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown field(s) {', '.join(unknown[:20])}: an estimate takes "
-            f"{', '.join(sorted(_BODY_FIELDS))}",
-            code="unsupported_field",
-            fields=unknown[:20],
-        )
+    if unknown := [str(k) for k in set(body) - _BODY_FIELDS]:
+        raise unknown_fields_error(unknown, accepted=_BODY_FIELDS)
     config, dataloader = body.get("config"), body.get("dataloader_config")
     if config is not None and not isinstance(config, dict):
         raise InvalidInputError("config must be a JSON object", code="invalid_config")

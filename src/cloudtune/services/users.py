@@ -15,7 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from cloudtune.domain.accounts import DISPLAY_NAME_MAX, CurrentUser, SetupStatus, User
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import ROLE_PERMISSIONS, ROLES, Principal
-from cloudtune.errors import ConflictError, InvalidInputError, PermissionDeniedError
+from cloudtune.errors import (
+    ConflictError,
+    InvalidInputError,
+    PermissionDeniedError,
+    unknown_fields_error,
+)
 from cloudtune.services.callers import is_loopback, users_exist
 from cloudtune.services.context import Context
 from cloudtune.store import users as user_store
@@ -201,19 +206,9 @@ def user_model_to_user(row: UserModel) -> User:
 
 
 def refuse_unknown_fields(fields: Iterable[str]) -> None:
-    """A request field this server does not act on is refused by name (400), never dropped:
-    whoever sent it would believe it counted."""
-    names = sorted(fields)
-    if not names:
-        return
-    # Bounded: the names come from the request.
-    shown = [n[:64].encode("utf-8", "backslashreplace").decode("utf-8") for n in names[:20]]
-    raise InvalidInputError(
-        "unknown field(s) " + ", ".join(f"`{n}`" for n in shown) + ": this server does not "
-        "act on them; send the request without them",
-        code="unsupported_field",
-        fields=shown,
-    )
+    """A request field this server does not act on is refused by name (400), never dropped."""
+    if names := list(fields):
+        raise unknown_fields_error(names)
 
 
 def _display_name(value: str | None) -> str | None:

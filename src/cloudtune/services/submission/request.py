@@ -9,10 +9,9 @@ from typing import Any
 
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import TrainingSpec, build_spec, check_document, normalise_config
-from cloudtune.errors import InvalidInputError
+from cloudtune.errors import InvalidInputError, unknown_fields_error
 from cloudtune.services import configs as config_service
 from cloudtune.services.context import Context
-from cloudtune.services.packaging import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +68,7 @@ def refuse_unsupported(request: SubmitRequest) -> None:
     """Fields a submit may carry that this server does not act on yet: refused, so nobody
     believes a model was published or a webhook will be called when neither will happen."""
     if request.unknown_fields:
-        shown = [printable(n) for n in request.unknown_fields[:20]]
-        names = ", ".join(f"`{n}`" for n in shown)
-        raise InvalidInputError(
-            f"unknown field(s) {names}: this server does not act on them; submit without them",
-            code="unsupported_field",
-            fields=shown,
-        )
+        raise unknown_fields_error(request.unknown_fields)
     for name, value in (("publish", request.publish), ("webhook_url", request.webhook_url)):
         if value not in (None, "", {}):
             raise InvalidInputError(
