@@ -386,7 +386,7 @@ def _usd(micros: int | None) -> float | None:
     return None if micros is None else micros / 1_000_000
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
@@ -400,10 +400,10 @@ def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
         "config_name": job.config_name,
         "tracker_run_name": job.tracker_run_name,
         "user_id": job.user_id,
-        "created_at": _iso(job.created_at),
-        "queued_at": _iso(job.queued_at),
-        "started_at": _iso(job.started_at),
-        "completed_at": _iso(job.completed_at),
+        "created_at": iso_or_none(job.created_at),
+        "queued_at": iso_or_none(job.queued_at),
+        "started_at": iso_or_none(job.started_at),
+        "completed_at": iso_or_none(job.completed_at),
         "duration_seconds": job.duration_seconds(),
         "is_active": job.is_active,
         "is_terminal": job.is_terminal,

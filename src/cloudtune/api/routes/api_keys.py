@@ -3,13 +3,12 @@ compat/auth.py, served by the same services)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudtune.api.deps import CallerDep, CtxDep
 from cloudtune.api.errors import route_errors
+from cloudtune.api.schemas import iso_or_none
 from cloudtune.domain.accounts import ApiKey
 from cloudtune.services import api_keys
 from cloudtune.services.api_keys import MAX_EXPIRES_DAYS
@@ -65,10 +64,6 @@ class RevokeResponse(BaseModel):
     id: str
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def key_info(key: ApiKey) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=key.id,
@@ -76,9 +71,9 @@ def key_info(key: ApiKey) -> ApiKeyInfo:
         key_prefix=key.key_prefix,
         user_id=key.user_id,
         created_at=key.created_at.isoformat(),
-        expires_at=_iso(key.expires_at),
-        last_used_at=_iso(key.last_used_at),
-        revoked_at=_iso(key.revoked_at),
+        expires_at=iso_or_none(key.expires_at),
+        last_used_at=iso_or_none(key.last_used_at),
+        revoked_at=iso_or_none(key.revoked_at),
         is_active=key.is_active,
         scoped_permissions=list(key.scoped_permissions)
         if key.scoped_permissions is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
@@ -18,6 +17,7 @@ from cloudtune.api.deps import (
 )
 from cloudtune.api.errors import route_errors
 from cloudtune.api.routes import api_keys
+from cloudtune.api.schemas import iso_or_none
 from cloudtune.domain.accounts import DISPLAY_NAME_MAX, LOCAL_AUTH_PROVIDER, Session, User
 from cloudtune.domain.jobs import utcnow
 from cloudtune.services import sessions, users
@@ -113,10 +113,6 @@ class LogoutResponse(BaseModel):
     success: bool = True
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _user_out(user: User) -> UserOut:
     return UserOut(
         id=user.id,
@@ -129,7 +125,7 @@ def _user_out(user: User) -> UserOut:
         is_admin=user.is_admin,
         is_active=user.is_active,
         auth_provider=LOCAL_AUTH_PROVIDER,
-        last_login_at=_iso(user.last_login_at),
+        last_login_at=iso_or_none(user.last_login_at),
     )
 
 
@@ -262,14 +258,14 @@ async def me(ctx: CtxDep, caller: CallerDep) -> MeResponse:
         username=user.username,
         email=user.email,
         role=user.role,
-        created_at=_iso(user.created_at),
+        created_at=iso_or_none(user.created_at),
         permissions=list(user.permissions),
         auth_method=user.auth_method,
         display_name=user.display_name or user.username,
         is_admin=user.is_admin,
         is_active=user.is_active,
         auth_provider=LOCAL_AUTH_PROVIDER,
-        last_login_at=_iso(user.last_login_at),
+        last_login_at=iso_or_none(user.last_login_at),
     )
 
 
