@@ -59,7 +59,8 @@ async def check_principal(
     for own in (True, False):
         for state in ("active", "done"):
             job_id = jobs[(own, state)]
-            for suffix in ("", "/logs", "/events"):
+            # "/": a trailing slash is the same path (the edge drops it), seen the same way.
+            for suffix in ("", "/", "/logs", "/events", "/inline-progress"):
                 expected.append(("GET", f"/api/cloud/jobs/{job_id}{suffix}", visible(perms, own)))
         expected.append(
             (
@@ -139,6 +140,22 @@ async def test_every_job_route_needs_valid_credentials_once_users_exist(
         ("GET", "/api/auth/me"),
         ("GET", "/api/cloud/auth/api-keys"),
         ("GET", "/api/users"),
+        # The compatibility layer's paths (docs/api.md), as strict as ours.
+        ("GET", "/api/cloud/jobs/x/inline-progress"),
+        ("GET", "/api/cloud/jobs/"),
+        ("GET", "/api/configs/"),
+        ("GET", "/api/auth/api-keys"),
+        ("GET", "/api/auth/check"),
+        ("GET", "/api/cloud/available-configs"),
+        ("GET", "/api/cloud/pre-submit-check"),
+        ("GET", "/api/cloud/metrics"),
+        ("GET", "/api/cloud/cost-limit/status"),
+        ("GET", "/api/metrics/cost-limit/status"),
+        ("GET", "/api/cloud/hardware-options"),
+        ("GET", "/api/cloud/cost-estimate"),
+        ("POST", "/api/cloud/cost-estimate"),
+        ("GET", "/api/cloud/providers/replicate/config"),
+        ("PUT", "/api/cloud/providers/replicate/config"),
     ]
     for method, path in routes:
         json = {"config": {"a": 1}} if method in ("POST", "PUT") else None
