@@ -37,3 +37,22 @@ async def test_an_unknown_path_is_the_same_envelope(client: httpx.AsyncClient) -
         "detail": "Not Found",
         "error": "Not Found",
     }
+
+
+async def test_a_message_quoting_a_lone_surrogate_is_still_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    # "\ud800" in JSON decodes to text no encoder can write; a message quoting it must not
+    # turn the refusal into a 500.
+    body = '{"config": {"--max_train_steps": 10}, "hardware_profile": "\\ud800"}'
+    response = await client.post(
+        "/api/cloud/cost-estimate", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "\\ud800" in response.json()["error"]
+
+
+async def test_a_long_quoted_value_is_cut_in_the_message(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/cloud/cost-limit/status", params={"provider": "x" * 60_000})
+    assert response.status_code == 400, response.text
+    assert len(response.text) < 10_000 and response.json()["error"].endswith("…")

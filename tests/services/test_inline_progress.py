@@ -9,7 +9,7 @@ import pytest
 from cloudtune.domain.jobs import JobStatus, JobType, Progress, utcnow
 from cloudtune.domain.principal import LOCAL_ADMIN
 from cloudtune.services.context import Context
-from cloudtune.services.inline_progress import inline_progress, stage_of
+from cloudtune.services.inline_progress import _fraction_in, inline_progress, stage_of
 from cloudtune.settings import Settings
 from cloudtune.store import logs as log_store
 from cloudtune.store.db import Database
@@ -35,6 +35,12 @@ def ctx(settings: Settings, db: Database) -> Iterator[Context]:
 )
 def test_the_latest_keyword_names_the_stage(lines: list[str], stage: str) -> None:
     assert stage_of(lines) == stage
+
+
+def test_numbers_too_long_to_be_steps_are_not_read() -> None:
+    # A log line is whatever a trainer printed; int() of thousands of digits raises.
+    assert _fraction_in([f"step 1/{'9' * 5000}", f"step {'9' * 400}/1"]) is None
+    assert _fraction_in(["epoch 3/4"]) == 75.0
 
 
 def _remote_job(ctx: Context, status: JobStatus, logs: str, **fields: object) -> str:

@@ -85,6 +85,9 @@ def envelope(status: int, code: str, detail: object, **extra: object) -> Respons
         "error": _message(detail),
     }
     body.update({k: v for k, v in extra.items() if k not in body})
+    # Messages may quote what a request carried: kept printable (a lone surrogate of a JSON
+    # escape cannot be encoded, and would turn a 400 into a 500) and bounded.
+    body = {k: _printable(v) for k, v in body.items()}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if "retry_after_seconds" in extra:
         headers["Retry-After"] = str(extra["retry_after_seconds"])
@@ -94,6 +97,20 @@ def envelope(status: int, code: str, detail: object, **extra: object) -> Respons
         headers=headers,
         media_type="application/json",
     )
+
+
+MAX_ERROR_TEXT = 2000
+
+
+def _printable(value: object) -> object:
+    if isinstance(value, str):
+        text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    return value
 
 
 def _message(detail: object) -> str:

@@ -19,7 +19,9 @@ _STAGES = (
     (("validat",), "Validation"),
     (("step", "epoch"), "Training"),
 )
-_FRACTION = re.compile(r"\b(?:step|epoch)\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+# At most 12 digits: a log line is whatever a trainer printed, and int() of thousands of digits
+# raises.
+_FRACTION = re.compile(r"\b(?:step|epoch)\s+(\d{1,12})\s*/\s*(\d{1,12})\b", re.IGNORECASE)
 LINES_READ = 50
 LAST_LOG_CHARS = 80
 

@@ -50,10 +50,9 @@ def update_config(
     reading); a null setting clears it, as in our own PUT."""
     caller.require("provider.manage")
     ctx.providers.get(provider)
-    changes = body.get("config", body)
-    if not isinstance(changes, dict):
-        raise InvalidInputError("send the settings as a JSON object", code="invalid_setting")
+    changes = providers.settings_in(body)
     settings: JsonObject = {}
+    sent_as: dict[str, str] = {}  # our setting's name -> the field that set it
     limit: JsonObject = {}
     for key, value in changes.items():
         if key in COST_FIELDS:
@@ -62,8 +61,12 @@ def update_config(
             continue
         ours = SETTING_ALIASES.get(str(key), str(key))
         if ours in settings and settings[ours] != value:
-            raise InvalidInputError(f"{key} and {ours} differ; send one", code="invalid_setting")
+            first, second = sorted((str(key), sent_as[ours]))
+            raise InvalidInputError(
+                f"{first} and {second} differ; send one", code="invalid_setting"
+            )
         settings[ours] = value
+        sent_as[ours] = str(key)
     if limit:
         caller.require("cost.manage")
         _check_limit(limit)

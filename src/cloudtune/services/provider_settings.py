@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import utcnow
 from cloudtune.domain.principal import Principal
+from cloudtune.domain.training import check_document
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.registry import env_token, settings_model
 from cloudtune.services.cache import VersionedCache
@@ -76,6 +77,9 @@ class ProviderSettingsStore:
         """The settings `changes` would make, validated; nothing is saved (a caller that
         changes more than these settings checks everything before it writes anything)."""
         caller.require("provider.manage")
+        # Text a lone surrogate escape made cannot be encoded in any answer: saved, it would
+        # break every later read of the provider.
+        check_document("settings", changes, max_depth=8)
         model = settings_model(provider)
         unknown = sorted(set(changes) - set(model.model_fields))
         if unknown:

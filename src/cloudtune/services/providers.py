@@ -10,7 +10,12 @@ from typing import Protocol, runtime_checkable
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.principal import Principal
-from cloudtune.errors import CloudtuneError, InvalidInputError, ProviderError
+from cloudtune.errors import (
+    CloudtuneError,
+    InvalidInputError,
+    ProviderError,
+    unknown_fields_error,
+)
 from cloudtune.providers.base import (
     HasHardwareProfiles,
     HasVersions,
@@ -193,11 +198,26 @@ def update_provider_settings(
     ctx: Context, caller: Principal, provider: str, changes: JsonObject
 ) -> ProviderSettings:
     ctx.providers.get(provider)
-    config = changes.get("config", changes)
+    _store(ctx).update(caller, provider, settings_in(changes))
+    return get_provider_settings(ctx, caller, provider)
+
+
+# Fields of a settings answer a client may send back unchanged beside its `config`.
+READ_ONLY_FIELDS = ("provider", "token_configured", "token_source", "success")
+
+
+def settings_in(body: JsonObject) -> JsonObject:
+    """The settings a PUT sends: nested under `config` (as our GET answers them) or at the
+    top level, not both. A field beside `config` would otherwise be dropped while the answer
+    says the change was saved."""
+    if "config" not in body:
+        return body
+    if beside := set(body) - {"config", *READ_ONLY_FIELDS}:
+        raise unknown_fields_error(beside, accepted=("config", *READ_ONLY_FIELDS))
+    config = body["config"]
     if not isinstance(config, dict):
         raise InvalidInputError("send the settings as a JSON object", code="invalid_setting")
-    _store(ctx).update(caller, provider, config)
-    return get_provider_settings(ctx, caller, provider)
+    return config
 
 
 def _check_token_format(ctx: Context, caller: Principal, provider: str, token: object) -> str:

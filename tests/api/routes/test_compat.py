@@ -121,3 +121,19 @@ async def test_available_configs_and_inline_progress(
     assert queued == {"job_id": job.job_id, "stage": None, "last_log": None, "progress": None}
     missing = await client.get("/api/cloud/jobs/nosuch/inline-progress")
     assert missing.status_code == 404 and missing.json()["code"] == "job_not_found"
+
+
+async def test_pre_submit_check_shows_only_the_callers_configs_changes(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    admin = await setup_admin(client)
+    olga = await add_user(client, admin, "olga", "researcher")
+    config = {"config": {"--model_family": "flux"}}
+    await client.put("/api/configs/admins", json=config, headers=bearer(admin))
+    await client.put("/api/configs/olgas", json=config, headers=bearer(olga))
+    folder = settings.configs_dir
+    subprocess.run(["git", "-C", str(folder), "init", "-q"], check=True)
+    as_olga = (await client.get("/api/cloud/pre-submit-check", headers=bearer(olga))).json()
+    assert as_olga["dirty_paths"] == ["olgas/"] and as_olga["dirty_count"] == 1
+    as_admin = (await client.get("/api/cloud/pre-submit-check", headers=bearer(admin))).json()
+    assert as_admin["dirty_paths"] == ["admins/", "olgas/"]

@@ -326,3 +326,29 @@ async def test_the_config_path_needs_the_same_permissions(client: httpx.AsyncCli
     assert_envelope(refused, 403)
     config = (await client.get(CONFIG, headers=bearer(admin))).json()["config"]
     assert config["model"] == "me/x" and config["cost_limit_enabled"] is False
+
+
+async def test_settings_beside_config_are_refused_not_dropped(client: httpx.AsyncClient) -> None:
+    for path in (CONFIG, "/api/cloud/providers/replicate"):
+        body = {"config": {"model": "owner/m"}, "cost_limit_amount": 5, "webhook_url": "https://x"}
+        refused = await client.put(path, json=body)
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json()["code"] == "unsupported_field"
+        assert "cost_limit_amount" in refused.json()["error"]
+        saved = (await client.get(CONFIG)).json()["config"]
+        assert saved["model"] != "owner/m" and saved["cost_limit_amount"] != 5
+        # What a GET answered, sent back as it was, is accepted.
+        echoed = await client.put(path, json={**(await client.get(path)).json()})
+        assert echoed.status_code == 200, (path, echoed.text)
+
+
+async def test_a_setting_that_cannot_be_encoded_is_refused_and_nothing_breaks(
+    client: httpx.AsyncClient,
+) -> None:
+    for path in (CONFIG, "/api/cloud/providers/replicate"):
+        refused = await client.put(
+            path, content='{"model": "\\ud800"}', headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 400, (path, refused.text)
+    assert (await client.get("/api/cloud/providers")).status_code == 200
+    assert (await client.get(CONFIG)).json()["config"]["model"] != "\ud800"

@@ -60,8 +60,8 @@ def available_configs(ctx: CtxDep, caller: CallerDep) -> AvailableConfigs:
 class PreSubmitCheckOut(BaseModel):
     git_available: bool
     repo_present: bool = Field(description="Whether the configs folder is a git work tree.")
-    is_dirty: bool
-    dirty_count: int
+    is_dirty: bool | None = Field(description="Null when git could not say.")
+    dirty_count: int | None
     dirty_paths: list[str] = Field(description="The first 50.")
     current_commit: str | None
     current_abbrev: str | None
