@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -306,3 +307,49 @@ class JobLeaseModel(Base):
     )
     owner: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageCredentialModel(Base):
+    """An access key of the built-in S3 endpoint and what it may touch: one bucket, keys under
+    one prefix, reading or also writing, until it expires, is revoked or its job ends. The
+    secret is Fernet ciphertext, not a hash: checking an AWS Signature V4 needs the secret
+    itself on the server's side."""
+
+    __tablename__ = "storage_credentials"
+
+    access_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    # NULL: the local admin's (made with no users).
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # A job's own credentials die with the job.
+    job_id: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), index=True
+    )
+    bucket: Mapped[str] = mapped_column(String(63))
+    prefix: Mapped[str] = mapped_column(String(1024), default="")
+    can_write: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class JobDeliveryModel(Base):
+    """Where a job's outputs go once it has trained: home to its output folder (`outputs`),
+    to Hugging Face Hub (`hub`), to an external bucket (`s3`). One row each, with its state, so
+    a failure is shown and can be retried, never lost. Secrets a delivery needs are in
+    job_secrets, never here."""
+
+    __tablename__ = "job_deliveries"
+
+    job_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending, running, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Where it went: a folder, a repository URL, an s3:// URL.
+    target: Mapped[str | None] = mapped_column(Text)
+    # The delivery's settings without secrets (repository id, bucket, prefix, endpoint...).
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
