@@ -162,3 +162,15 @@ def heartbeat(session: Session, job_id: str, kind: DeliveryKind, *, at: datetime
         )
         .values(updated_at=at)
     )
+
+
+def save_settings(
+    session: Session, job_id: str, kind: DeliveryKind, settings: dict[str, Any]
+) -> None:
+    """Replace a delivery's settings (what it learned while delivering, e.g. file checksums)
+    without touching its state."""
+    session.execute(
+        update(_deliveries)
+        .where(_deliveries.c.job_id == job_id, _deliveries.c.kind == kind.value)
+        .values(settings=settings)
+    )
