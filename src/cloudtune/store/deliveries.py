@@ -14,7 +14,7 @@ from sqlalchemy import CursorResult, Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloudtune.domain.deliveries import Delivery, DeliveryKind, DeliveryStatus
-from cloudtune.store.tables import JobDeliveryModel
+from cloudtune.store.tables import JobDeliveryModel, JobModel
 
 _deliveries = cast(Table, JobDeliveryModel.__table__)
 
@@ -174,3 +174,58 @@ def save_settings(
         .where(_deliveries.c.job_id == job_id, _deliveries.c.kind == kind.value)
         .values(settings=settings)
     )
+
+
+def take_of_jobs_in(
+    session: Session,
+    kinds: Iterable[DeliveryKind],
+    job_statuses: Iterable[str],
+    *,
+    now: datetime,
+    claim_for: timedelta,
+    limit: int = 10,
+) -> list[Delivery]:
+    """As `take`, but only deliveries whose job has one of these statuses (a publish waits for
+    its job to complete; a failed job's publish is never made)."""
+    jobs = cast(Table, JobModel.__table__)
+    wanted = [kind.value for kind in kinds]
+    of_jobs = _deliveries.c.job_id.in_(
+        select(jobs.c.job_id).where(jobs.c.status.in_(list(job_statuses)))
+    )
+    ready = or_(
+        _deliveries.c.status == DeliveryStatus.PENDING.value,
+        and_(
+            _deliveries.c.status == DeliveryStatus.RUNNING.value,
+            _deliveries.c.updated_at < now - claim_for,
+        ),
+    )
+    candidates = session.execute(
+        select(_deliveries.c.job_id, _deliveries.c.kind, _deliveries.c.updated_at)
+        .where(_deliveries.c.kind.in_(wanted), ready, of_jobs)
+        .order_by(_deliveries.c.updated_at)
+        .limit(limit)
+    ).all()
+    taken: list[Delivery] = []
+    for job_id, kind, seen_at in candidates:
+        claimed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(_deliveries)
+                .where(
+                    _deliveries.c.job_id == job_id,
+                    _deliveries.c.kind == kind,
+                    _deliveries.c.updated_at == seen_at,
+                    ready,
+                )
+                .values(
+                    status=DeliveryStatus.RUNNING.value,
+                    attempts=_deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+            ),
+        )
+        if claimed.rowcount == 1:
+            row = session.get(JobDeliveryModel, (job_id, kind), populate_existing=True)
+            assert row is not None
+            taken.append(_to_delivery(row))
+    return taken
