@@ -156,6 +156,23 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest time a client may take to send a request body.",
     )
+    storage_max_object_bytes: int = Field(
+        default=50 * 1024**3,
+        ge=1,
+        description="Largest object of the built-in S3 endpoint (a multipart upload's total "
+        "too); uploads stream to disk, so this bounds disk, not memory.",
+    )
+    storage_max_part_bytes: int = Field(
+        default=5 * 1024**3,
+        ge=5 * 1024**2,
+        description="Largest single PUT or multipart part of the built-in S3 endpoint, as S3.",
+    )
+    storage_idle_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An upload to the built-in S3 endpoint that sends no byte this long is "
+        "dropped (its temp file removed).",
+    )
     json_max_depth: int = Field(
         default=64, ge=4, le=256, description="Deepest nesting accepted in a config document."
     )
@@ -199,6 +216,11 @@ class Settings(BaseSettings):
     @property
     def outputs_dir(self) -> Path:
         return self.output_root or self.home / "outputs"
+
+    @property
+    def storage_dir(self) -> Path:
+        """The built-in S3 endpoint's buckets, one folder each."""
+        return self.home / "cloud_outputs"
 
     @property
     def datasets_dir(self) -> Path:
