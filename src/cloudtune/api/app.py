@@ -15,13 +15,24 @@ from cloudtune.api.errors import install_error_handlers
 from cloudtune.api.guards import parse_networks
 from cloudtune.api.openapi import install_openapi
 from cloudtune.api.routes import auth as auth_routes
-from cloudtune.api.routes import compat, configs, costs, health, jobs, providers, webhooks
+from cloudtune.api.routes import (
+    compat,
+    configs,
+    costs,
+    health,
+    jobs,
+    outputs,
+    providers,
+    publishing,
+    webhooks,
+)
 from cloudtune.errors import ConflictError
 from cloudtune.providers.registry import ProviderRegistry
 from cloudtune.services.cache import VersionedCache
 from cloudtune.services.callers import is_loopback
 from cloudtune.services.context import Context
 from cloudtune.services.provider_settings import ProviderSettingsStore
+from cloudtune.services.publishing import PublishRunner
 from cloudtune.services.reconciler import Reconciler
 from cloudtune.services.secrets import SecretBox
 from cloudtune.services.tokens import TokenSigner
@@ -71,8 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret_box=secret_box,
         )
         reconciler = Reconciler(ctx)
+        publish_runner = PublishRunner(ctx)
         app.state.ctx = ctx
         app.state.reconciler = reconciler
+        app.state.publish_runner = publish_runner
         # Rendered job lists and details: any committed write of this process ends every
         # entry, so a client reads its own writes; the TTL bounds the rest (ticking durations,
         # other replicas' writes).
@@ -82,11 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.metrics = ctx.metrics
         ctx.metrics.watch_jobs(lambda: _job_counts(db))
         await reconciler.start()
+        await publish_runner.start()
         await ctx.in_thread(announce_setup_token, ctx)
         log.info("cloudtune %s ready on %s", __version__, settings.base_url)
         try:
             yield
         finally:
+            await publish_runner.stop()
             await reconciler.stop()
             db.dispose()
 
@@ -105,7 +120,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before routing and authentication.
     parse_networks(settings.trusted_proxies or ())  # a bad entry stops start-up, not a request
     app.add_middleware(Edge, settings=settings)
-    for module in (health, auth_routes, jobs, configs, providers, costs, webhooks, compat):
+    for module in (
+        health,
+        auth_routes,
+        jobs,
+        outputs,
+        configs,
+        providers,
+        costs,
+        webhooks,
+        publishing,
+        compat,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus
+from cloudtune.domain.publishing import PublishSettings
 from cloudtune.domain.training import TrainingSpec
 
 
@@ -42,6 +43,10 @@ class JobBundle:
     # The spec's secrets with where they sat (domain.training.split_secrets); `spec` still
     # holds them in memory for a provider's input, but nothing may write them to a file.
     secrets: list[tuple[tuple[str | int, ...], Any]] = field(default_factory=list)
+    # Where the job publishes, with its token and keys (in memory only): a provider whose
+    # trainer publishes itself passes them on as its input; the local provider ignores them
+    # (the server publishes a local job's outputs).
+    publish: PublishSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)

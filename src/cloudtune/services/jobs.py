@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cloudtune.domain.documents import JsonObject
 from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
+from cloudtune.domain.publishing import is_publish_secret
 from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
 from cloudtune.providers.base import Forgettable, HasLogFile, Pinned, ProviderHandle, tail_lines
 from cloudtune.services.context import Context
@@ -270,4 +271,6 @@ def job_secrets(ctx: Context, job_id: str) -> list[tuple[tuple[str | int, ...], 
     """A job's secrets, decrypted, for handing its trainer back after a restart."""
     with ctx.db.read() as session:
         sealed = job_store.job_secrets_ciphertext(session, job_id)
-    return ctx.secret_box.open_secrets(sealed) if sealed else []
+    opened = ctx.secret_box.open_secrets(sealed) if sealed else []
+    # Publishing secrets are the server's to use (services/publishing), never the trainer's.
+    return [(path, value) for path, value in opened if not is_publish_secret(path)]

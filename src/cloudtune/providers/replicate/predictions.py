@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudtune.domain.jobs import JobStatus
+from cloudtune.domain.publishing import PublishSettings
 from cloudtune.errors import InvalidInputError
 from cloudtune.providers.base import JobBundle, ProviderStatus
 
@@ -96,4 +97,28 @@ def prediction_input(job_id: str, bundle: JobBundle) -> dict[str, Any]:
     }
     if bundle.dataset_url:
         data["images"] = bundle.dataset_url
+    data.update(publish_input(job_id, bundle.publish))
+    return data
+
+
+def publish_input(job_id: str, publish: PublishSettings | None) -> dict[str, Any]:
+    """The trainer model's publishing inputs: `hub_model_id` with `hf_token` (it pushes the
+    model to that repository), the `s3_*` inputs (it uploads its outputs to the bucket, under
+    `<prefix>/<job id>/` as the server does for a local job). The token and keys are secret
+    inputs of the model: they travel only in this request, never to a log or the job."""
+    data: dict[str, Any] = {}
+    hub = publish.hub if publish else None
+    if hub is not None and hub.token:
+        data["hub_model_id"] = hub.repo_id
+        data["hf_token"] = hub.token
+    s3 = publish.s3 if publish else None
+    if s3 is not None and s3.has_keys:
+        data["s3_bucket"] = s3.bucket
+        data["s3_base_path"] = f"{s3.prefix}/{job_id}" if s3.prefix else job_id
+        data["s3_access_key"] = s3.access_key_id
+        data["s3_secret_key"] = s3.secret_access_key
+        if s3.region:
+            data["s3_region"] = s3.region
+        if s3.endpoint_url:
+            data["s3_endpoint_url"] = s3.endpoint_url
     return data

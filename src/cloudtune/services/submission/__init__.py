@@ -47,7 +47,7 @@ async def submit_job(
     job = _new_job(caller, prepared, request)
     warning = await ctx.in_thread(costs.check_submit, ctx, job.estimated_cost_micros)
     try:
-        await ctx.in_thread(insert_job, ctx, caller, job, key, prepared.secrets)
+        await ctx.in_thread(insert_job, ctx, caller, job, key, prepared.secrets, prepared.publish)
     except IntegrityError:
         assert key is not None  # only the idempotency key can collide
         replay = await ctx.in_thread(find_replay, ctx, caller, key)
@@ -69,6 +69,7 @@ async def submit_job(
             else None,
             hardware_profile=prepared.offer.name if prepared.offer else None,
             secrets=list(prepared.secrets),
+            publish=prepared.publish.settings if prepared.publish else None,
         )
         with ctx.metrics.provider_calls.labels(provider_name, "submit").time():
             handle = await prepared.provider.submit(job, bundle)

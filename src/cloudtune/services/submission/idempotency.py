@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from cloudtune.domain.jobs import Job, JobStatus
+from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import SecretPath
 from cloudtune.services.context import Context
+from cloudtune.services.publishing import JobPublish, plan_publish
 from cloudtune.store import jobs as job_store
 
 
@@ -47,13 +48,18 @@ def insert_job(
     job: Job,
     key: str | None,
     secrets: tuple[tuple[SecretPath, Any], ...],
+    publish: JobPublish | None = None,
 ) -> None:
-    """The job, its sealed secrets and its idempotency key in one transaction; IntegrityError
-    when the key was claimed meanwhile."""
+    """The job, its sealed secrets (with the ones its `publish` brought), its publish
+    deliveries (a local job's: the server publishes them) and its idempotency key in one
+    transaction; IntegrityError when the key was claimed meanwhile."""
     ttl = timedelta(hours=ctx.settings.idempotency_ttl_hours)
+    secrets = (*secrets, *(publish.given if publish else ()))
     sealed = ctx.secret_box.seal_secrets(list(secrets)) if secrets else None
     with ctx.db.write() as session:
         job_store.insert_job(session, job)
+        if job.job_type == JobType.LOCAL:
+            plan_publish(session, job.job_id, publish, at=job.created_at)
         if sealed is not None:
             job_store.save_job_secrets(session, job.job_id, sealed)
         if key:

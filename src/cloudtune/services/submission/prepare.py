@@ -13,11 +13,12 @@ from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import MASK, SecretPath, TrainingSpec, split_secrets
 from cloudtune.errors import PayloadTooLargeError
 from cloudtune.providers.base import HasHardwareProfiles, Provider, Uploads
-from cloudtune.services import costs
+from cloudtune.services import costs, publishing
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import refuse_links_out, require_images
 from cloudtune.services.packaging import DatasetScan, Package, scan_datasets
 from cloudtune.services.packaging import package as package_datasets
+from cloudtune.services.publishing import JobPublish
 from cloudtune.services.submission.paths import resolve_paths, runs_here
 from cloudtune.services.submission.request import (
     SubmitRequest,
@@ -40,6 +41,8 @@ class Prepared:
     # The spec's secrets, kept apart: encrypted in the database, given to the trainer by its
     # environment or the provider's input, never in a file.
     secrets: tuple[tuple[SecretPath, Any], ...] = ()
+    # Where the job publishes (services/publishing), its secrets apart from the spec's.
+    publish: JobPublish | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,7 @@ def prepare(
 ) -> Prepared:
     refuse_unsupported(request)
     provider = ctx.providers.get(provider_name)
+    publish = publishing.for_submit(ctx, request.publish)
     merged = merge_request(ctx, caller, request)
     spec = merged.spec
     job_id = uuid.uuid4().hex
@@ -140,6 +144,7 @@ def prepare(
         estimate_micros=estimate,
         steps_per_second=speed,
         secrets=tuple((path, value) for path, value in secrets if value != MASK),
+        publish=publish,
     )
 
 

@@ -12,6 +12,7 @@ from cloudtune.domain.training import TrainingSpec, build_spec, check_document, 
 from cloudtune.errors import InvalidInputError, unknown_fields_error
 from cloudtune.services import configs as config_service
 from cloudtune.services.context import Context
+from cloudtune.services.publishing.checks import parse_publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +67,16 @@ def merge_request(ctx: Context, caller: Principal, request: SubmitRequest) -> Me
 
 def refuse_unsupported(request: SubmitRequest) -> None:
     """Fields a submit may carry that this server does not act on yet: refused, so nobody
-    believes a model was published or a webhook will be called when neither will happen."""
+    believes a webhook will be called when it will not. `publish` is checked here, before any
+    other work (its defaults and tokens are filled in by `services.publishing.for_submit`)."""
     if request.unknown_fields:
         raise unknown_fields_error(request.unknown_fields)
-    for name, value in (("publish", request.publish), ("webhook_url", request.webhook_url)):
-        if value not in (None, "", {}):
-            raise InvalidInputError(
-                f"`{name}` is not supported by this server yet; submit without it (the "
-                "trained model is written to the job's output folder)",
-                code="unsupported_field",
-                field=name,
-            )
+    if request.publish is not None:
+        parse_publish(request.publish)
+    if request.webhook_url not in (None, ""):
+        raise InvalidInputError(
+            "`webhook_url` is not supported by this server yet; submit without it (the "
+            "trained model is written to the job's output folder)",
+            code="unsupported_field",
+            field="webhook_url",
+        )
