@@ -307,6 +307,10 @@ OWN_ERRORS: dict[str, set[int]] = {
     "GET /api/cloud/cost-estimate": {401, 404},
     "POST /api/cloud/cost-estimate": {401, 404, 422},
     "POST /api/webhooks/trainer/{job_id}": {401, 404},
+    "GET /api/cloud/publishing": {401},
+    "PUT /api/cloud/publishing": {401, 422},
+    "GET /api/cloud/jobs/{job_id}/publish": {401, 404},
+    "POST /api/cloud/jobs/{job_id}/publish/retry": {401, 404, 409},
 }
 # Operations that take no caller credentials (their own token or signature, or none).
 NO_CALLER = {
