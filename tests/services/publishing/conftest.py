@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from mypy_boto3_s3 import S3Client
 
 from tests.conftest import free_port
-from tests.fakes.hub import FakeHub, running_hub
+from tests.fakes.hub import FakeHub
+from tests.fakes.publishing import (
+    HUB_TOKEN,
+    S3_KEY_ID,
+    S3_SECRET,
+    fresh_bucket,
+    hub_on_endpoint,
+    moto_server,
+)
 
-HUB_TOKEN = "hf_stubtoken0123456789"
-S3_KEY_ID = "AKIAPUBLISHTEST00001"
-S3_SECRET = "publish-test-secret/abcdefghijklmnopqrstu"
+__all__ = ["HUB_TOKEN", "S3_KEY_ID", "S3_SECRET"]
 
 
 @pytest.fixture
@@ -38,38 +43,14 @@ EXPECTED = {"pytorch_lora_weights.safetensors", "README.md", "validation_images/
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    with running_hub() as stub:
-        monkeypatch.setenv("HF_ENDPOINT", stub.url)
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-        yield stub
+    yield from hub_on_endpoint(monkeypatch)
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    yield from moto_server(free_port())
 
 
 @pytest.fixture
-def bucket(moto_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[S3Client, str]]:
-    """A fresh bucket on the moto server, and a client to read it with."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=S3_KEY_ID,
-        aws_secret_access_key=S3_SECRET,
-    )
-    name = f"pub-{abs(hash(request.node.nodeid)) % 10**10}"
-    client.create_bucket(Bucket=name)
-    yield client, name
-    listed = client.list_objects_v2(Bucket=name).get("Contents", [])
-    for obj in listed:
-        client.delete_object(Bucket=name, Key=obj["Key"])
-    client.delete_bucket(Bucket=name)
+def bucket(moto_url: str) -> Iterator[tuple[S3Client, str]]:
+    yield from fresh_bucket(moto_url, f"pub-{uuid.uuid4().hex[:12]}")
