@@ -24,6 +24,7 @@ from cloudtune.api.routes import (
     outputs,
     providers,
     publishing,
+    storage,
     webhooks,
 )
 from cloudtune.errors import ConflictError
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         costs,
         webhooks,
         publishing,
+        storage,
         compat,
     ):
         app.include_router(module.router)

@@ -18,7 +18,8 @@ One header scan serves every check: a request pays for one middleware, not three
 A path with one trailing slash is served as the path without it (`/api/configs/` is
 `/api/configs`): scripts written for the reference server call both spellings, and the router's
 own answer, a 307 with an empty body, loses a POST's body with clients that do not follow it.
-(A path-style object store, whose keys may end in a slash, would have to be left out of this.)
+The built-in S3 endpoint (`/api/cloud/storage/`) is left out of this: its object keys may end
+in a slash, and its clients sign the path exactly as they sent it.
 """
 
 from __future__ import annotations
@@ -83,8 +84,13 @@ class Edge:
         await self.body_limit(self.app, scope, receive, send, declared=declared, chunked=chunked)
 
 
+STORAGE_PREFIX = "/api/cloud/storage/"
+
+
 def _drop_trailing_slash(scope: Scope) -> None:
     path: str = scope["path"]
+    if path.startswith(STORAGE_PREFIX):
+        return
     if len(path) > 1 and path.endswith("/") and not path.endswith("//"):
         scope["path"] = path[:-1]
         raw: bytes | None = scope.get("raw_path")

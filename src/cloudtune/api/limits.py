@@ -28,22 +28,29 @@ log = logging.getLogger(__name__)
 TRAINER_EVENT_MAX_BYTES = 256 * 1024
 
 # Routes whose bodies follow another limit than CLOUDTUNE_MAX_BODY_BYTES, by path prefix; the
-# first match wins. None: the route streams its body itself and enforces its own size and time
-# limits (neither the limit nor the body timeout applies).
+# first match wins; -1: the default limit. None: the route streams its body itself and
+# enforces its own size and time limits (neither the limit nor the body timeout applies).
 BODY_LIMIT_OVERRIDES: tuple[tuple[str, int | None], ...] = (
     ("/api/webhooks/trainer/", TRAINER_EVENT_MAX_BYTES),
     # Replicate sends the whole prediction, its logs included, with every event (8 MiB: why
     # that suffices is at MAX_WEBHOOK_BYTES). The route reads no body before the signature
     # headers pass.
     ("/api/webhooks/replicate", REPLICATE_WEBHOOK_MAX_BYTES),
-    # ("/api/cloud/storage/", None),  # the S3-compatible endpoint: uploads stream to disk
+    # The built-in S3 endpoint: uploads stream to disk with their own size limit
+    # (CLOUDTUNE_STORAGE_MAX_*) and idle timeout (CLOUDTUNE_STORAGE_IDLE_TIMEOUT_SECONDS).
+    # Its credential routes read JSON bodies: they keep the default.
+    ("/api/cloud/storage/credentials", -1),
+    ("/api/cloud/storage/", None),
 )
 
 
 def body_limit_for(path: str, default: int) -> int | None:
     for prefix, limit in BODY_LIMIT_OVERRIDES:
-        if path.startswith(prefix):
-            return limit
+        # A prefix not ending in "/" is a whole path segment: the path itself or under it.
+        if path.startswith(prefix) and (
+            prefix.endswith("/") or len(path) == len(prefix) or path[len(prefix)] == "/"
+        ):
+            return default if limit == -1 else limit
     return default
 
 

@@ -1,0 +1,112 @@
+"""Bucket names and object keys, and where they live on disk.
+
+Objects live at `<root>/<bucket>/<key>`, so a job's outputs can be browsed as plain files. What
+the store keeps beside them is hidden under names that start with `.ct~` (temp files of uploads
+in flight, each folder's metadata folder `.ct~meta`, multipart parts under `<root>/.ct~uploads`):
+a key with a segment starting `.ct~` is refused, so no key can name or overwrite them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudtune.errors import InvalidInputError
+
+RESERVED = ".ct~"
+META_DIR = ".ct~meta"
+# The metadata of a key that ends in "/" (a folder marker), inside that folder's META_DIR.
+DIR_MARKER = ".ct~dir"
+MAX_KEY_BYTES = 1024
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+class InvalidNameError(InvalidInputError):
+    """400, in S3's words: InvalidBucketName or InvalidArgument (a key)."""
+
+
+def check_bucket(bucket: str) -> str:
+    """S3's rules: 3-63 of lowercase letters, digits, hyphens and dots; a letter or digit at
+    both ends; no `..`, no IPv4 address."""
+    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+        raise InvalidNameError(
+            "bucket names are 3-63 lowercase letters, digits, hyphens and dots",
+            code="InvalidBucketName",
+        )
+    return bucket
+
+
+def check_key(key: str) -> str:
+    """A key that names one file under its bucket: no empty, `.` or `..` segments, no
+    backslash, NUL or leading slash, at most 1024 bytes; a trailing slash names a folder."""
+    if not key:
+        raise InvalidNameError("an object key must not be empty", code="InvalidArgument")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidNameError(
+            f"an object key is at most {MAX_KEY_BYTES} bytes", code="KeyTooLongError"
+        )
+    if "\\" in key or "\x00" in key or key.startswith("/"):
+        raise InvalidNameError(
+            "an object key must not hold a backslash or NUL, nor start with '/'",
+            code="InvalidArgument",
+        )
+    segments = key[:-1].split("/") if key.endswith("/") else key.split("/")
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            raise InvalidNameError(
+                "an object key must not hold empty, '.' or '..' segments", code="InvalidArgument"
+            )
+        if segment.startswith(RESERVED):
+            raise InvalidNameError(
+                f"key segments starting {RESERVED!r} are reserved", code="InvalidArgument"
+            )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidNameError("an object key must be UTF-8", code="InvalidArgument") from exc
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPath:
+    """Where one key's bytes and metadata sit."""
+
+    bucket_dir: Path
+    data: Path  # a file, or for a folder marker the folder
+    meta: Path
+    is_folder: bool
+
+    @property
+    def folder(self) -> Path:
+        """The folder that holds the data (where its temp file is written)."""
+        return self.data if self.is_folder else self.data.parent
+
+
+def object_path(root: Path, bucket: str, key: str) -> ObjectPath:
+    """The key's place under the root; the checks above keep it inside its bucket, and the
+    final check makes sure no symlink in between leads out."""
+    bucket_dir = root / check_bucket(bucket)
+    check_key(key)
+    if key.endswith("/"):
+        data = bucket_dir / key.rstrip("/")
+        path = ObjectPath(bucket_dir, data, data / META_DIR / DIR_MARKER, True)
+    else:
+        data = bucket_dir / key
+        path = ObjectPath(bucket_dir, data, data.parent / META_DIR / data.name, False)
+    ensure_inside(root, path.folder)
+    return path
+
+
+def ensure_inside(root: Path, path: Path) -> None:
+    """The nearest existing folder of `path`, symlinks followed, is under the root."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    real_root = root.resolve()
+    real = probe.resolve()
+    if real in real_root.parents:
+        return  # the root itself is not made yet: nothing between can lead elsewhere
+    if real != real_root and real_root not in real.parents:
+        raise InvalidNameError("the key leads outside its bucket", code="InvalidArgument")

@@ -1,0 +1,302 @@
+"""Objects on disk: streamed in with constant memory, kept with a small metadata file.
+
+An upload is written to a temp file in the object's own folder while its MD5 (and, when the
+client signed the payload, its SHA-256) is computed, then fsynced and renamed into place, so a
+reader sees the old object or the new one, never half of one; an upload that fails or whose
+client goes away removes its temp file. The metadata file (`<folder>/.ct~meta/<name>`) holds the
+ETag, size, type and the data file's mtime: when the mtime no longer matches (a file put there
+by other means, or two uploads racing), the ETag is computed again from the bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio.to_thread
+
+from cloudtune.services.storage import errors
+from cloudtune.services.storage.names import (
+    META_DIR,
+    RESERVED,
+    ObjectPath,
+    check_bucket,
+    object_path,
+)
+
+WRITE_BATCH = 1024 * 1024
+DEFAULT_TYPE = "binary/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # quoted, as S3 answers it
+    content_type: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A temp file fully written and fsynced, not yet in place."""
+
+    temp: Path
+    size: int
+    md5: bytes
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInfo:
+    name: str
+    created: datetime
+
+
+def _temp_in(folder: Path) -> Path:
+    return folder / f"{RESERVED}tmp-{secrets.token_hex(8)}"
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise errors.key_conflict() from exc
+
+
+async def receive_to_temp(
+    body: AsyncIterator[bytes], folder: Path, *, max_bytes: int, want_sha256: bool
+) -> Written:
+    """Stream `body` into a new temp file in `folder`; the caller renames or removes it.
+    Over `max_bytes`, a failure or a disconnect (the iterator raising) removes the temp file."""
+    await anyio.to_thread.run_sync(_make_folder, folder)
+    temp = _temp_in(folder)
+    handle = await anyio.to_thread.run_sync(lambda: open(temp, "xb"))  # noqa: SIM115
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256() if want_sha256 else None
+    size = 0
+    pending: list[bytes] = []
+    pending_size = 0
+
+    def flush(chunks: list[bytes], final: bool) -> None:
+        for chunk in chunks:
+            handle.write(chunk)
+        if final:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > max_bytes:
+                raise errors.too_large(max_bytes)
+            md5.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= WRITE_BATCH:
+                batch, pending, pending_size = pending, [], 0
+                await anyio.to_thread.run_sync(flush, batch, False)
+        await anyio.to_thread.run_sync(flush, pending, True)
+    except BaseException:
+        # Also a cancelled task (the client went away): nothing of this upload stays.
+        handle.close()
+        temp.unlink(missing_ok=True)
+        raise
+    return Written(temp, size, md5.digest(), sha.hexdigest() if sha is not None else None)
+
+
+def discard(written: Written) -> None:
+    written.temp.unlink(missing_ok=True)
+
+
+def commit(
+    root: Path, bucket: str, key: str, written: Written, *, content_type: str | None, etag: str
+) -> ObjectInfo:
+    """Put a written temp file in place as the object `key`, with its metadata."""
+    where = object_path(root, bucket, key)
+    try:
+        if where.is_folder:
+            if written.size:
+                raise errors.invalid_argument("a key ending in '/' names a folder: no body")
+            written.temp.unlink()
+            _make_folder(where.data)
+            stat_size, mtime_ns = 0, where.data.stat().st_mtime_ns
+        else:
+            if where.data.is_dir():
+                raise errors.key_conflict()
+            stat = written.temp.stat()
+            stat_size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        info = ObjectInfo(
+            key=key,
+            size=stat_size,
+            etag=etag,
+            content_type=content_type or DEFAULT_TYPE,
+            last_modified=datetime.fromtimestamp(mtime_ns / 1e9, UTC),
+        )
+        _write_meta(where, info, mtime_ns)
+        if not where.is_folder:
+            os.replace(written.temp, where.data)
+            _fsync_dir(where.data.parent)
+    except BaseException:
+        written.temp.unlink(missing_ok=True)
+        raise
+    return info
+
+
+def _write_meta(where: ObjectPath, info: ObjectInfo, mtime_ns: int) -> None:
+    where.meta.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "etag": info.etag,
+        "size": info.size,
+        "content_type": info.content_type,
+        "mtime_ns": mtime_ns,
+    }
+    temp = _temp_in(where.meta.parent)
+    temp.write_text(json.dumps(doc))
+    os.replace(temp, where.meta)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def md5_etag(digest: bytes) -> str:
+    return f'"{digest.hex()}"'
+
+
+def head(root: Path, bucket: str, key: str) -> ObjectInfo:
+    where = object_path(root, bucket, key)
+    if not where.bucket_dir.is_dir():
+        raise errors.no_such_bucket()
+    return _info(where, key)
+
+
+def _info(where: ObjectPath, key: str) -> ObjectInfo:
+    try:
+        stat = where.data.stat()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise errors.no_such_key() from exc
+    if where.is_folder != os.path.isdir(where.data) or (
+        where.is_folder and not where.meta.exists()
+    ):
+        raise errors.no_such_key()
+    modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
+    try:
+        doc = json.loads(where.meta.read_text())
+        if doc["mtime_ns"] == stat.st_mtime_ns and (
+            where.is_folder or doc["size"] == stat.st_size
+        ):
+            return ObjectInfo(
+                key, int(doc["size"]), str(doc["etag"]), str(doc["content_type"]), modified
+            )
+        content_type = str(doc["content_type"])
+    except (OSError, ValueError, KeyError, TypeError):
+        content_type = DEFAULT_TYPE
+    # Not written by this store, or changed since: the ETag from the bytes, kept for next time.
+    info = ObjectInfo(key, stat.st_size, md5_etag(_file_md5(where.data)), content_type, modified)
+    with contextlib.suppress(OSError):
+        _write_meta(where, info, stat.st_mtime_ns)
+    return info
+
+
+def _file_md5(path: Path) -> bytes:
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(WRITE_BATCH):
+            md5.update(chunk)
+    return md5.digest()
+
+
+def delete(root: Path, bucket: str, key: str) -> None:
+    """S3 answers a delete of a missing key as done; so do we. Folders left empty go."""
+    where = object_path(root, bucket, key)
+    if not where.bucket_dir.is_dir():
+        raise errors.no_such_bucket()
+    where.meta.unlink(missing_ok=True)
+    if not where.is_folder:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            where.data.unlink()
+    _prune(where.meta.parent, where.bucket_dir)
+
+
+def _prune(folder: Path, stop: Path) -> None:
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            if folder.name != META_DIR:
+                return
+        folder = folder.parent
+
+
+def buckets(root: Path) -> list[BucketInfo]:
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            check_bucket(entry.name)
+        except errors.InvalidInputError:
+            continue
+        found.append(BucketInfo(entry.name, datetime.fromtimestamp(entry.stat().st_mtime, UTC)))
+    return found
+
+
+def walk_keys(bucket_dir: Path, *, prefix: str, after: str) -> Iterator[str]:
+    """The keys under `prefix`, greater than `after`, in S3's order (UTF-8 bytes, which for
+    str is code point order): each folder's entries sorted as `name/` for folders, `name` for
+    files, which orders the whole tree as its keys."""
+    # Start in the deepest folder every key under the prefix shares.
+    base = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+    folder = bucket_dir / base.rstrip("/") if base else bucket_dir
+    yield from _walk(folder, base, prefix, after)
+
+
+def _walk(folder: Path, rel: str, prefix: str, after: str) -> Iterator[str]:
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    named = []
+    for entry in entries:
+        if entry.name.startswith(RESERVED):
+            continue
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if not is_dir and not entry.is_file(follow_symlinks=False):
+            continue  # links and devices are not objects
+        named.append((rel + entry.name + ("/" if is_dir else ""), is_dir))
+    if rel and (folder / META_DIR / ".ct~dir").exists():
+        named.append((rel, False))  # the folder marker, first in its folder's order
+    for key, is_dir in sorted(named):
+        if is_dir:
+            # Skip a subtree whose keys all sort at or before `after`, or miss the prefix.
+            if not (key.startswith(prefix) or prefix.startswith(key)):
+                continue
+            if key < after and not after.startswith(key):
+                continue
+            yield from _walk(folder / key[len(rel) : -1], key, prefix, after)
+        elif key > after and key.startswith(prefix):
+            yield key
+
+
+def info_of(root: Path, bucket: str, key: str) -> ObjectInfo | None:
+    """For listings: None when the key went away since it was walked."""
+    try:
+        return _info(object_path(root, bucket, key), key)
+    except (errors.NotFoundError, OSError):
+        return None

@@ -1,0 +1,117 @@
+"""Queries on the built-in object store's access keys (storage_credentials).
+
+A key is looked up on every signed request, with its job's status in the same read: replicas
+share the database, so a revocation or a job's end made by any of them counts at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cloudtune.store.tables import JobModel, StorageCredentialModel
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    access_key_id: str
+    secret_ciphertext: str
+    user_id: str | None
+    job_id: str | None
+    bucket: str
+    prefix: str
+    can_write: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    # The status of job_id's job at the time of the read (None: no job, or it is gone).
+    job_status: str | None = None
+
+
+def _row(model: StorageCredentialModel, job_status: str | None = None) -> CredentialRow:
+    return CredentialRow(
+        access_key_id=model.access_key_id,
+        secret_ciphertext=model.secret_ciphertext,
+        user_id=model.user_id,
+        job_id=model.job_id,
+        bucket=model.bucket,
+        prefix=model.prefix,
+        can_write=model.can_write,
+        created_at=model.created_at,
+        expires_at=model.expires_at,
+        revoked_at=model.revoked_at,
+        job_status=job_status,
+    )
+
+
+def insert_credential(session: Session, row: CredentialRow) -> None:
+    session.add(
+        StorageCredentialModel(
+            access_key_id=row.access_key_id,
+            secret_ciphertext=row.secret_ciphertext,
+            user_id=row.user_id,
+            job_id=row.job_id,
+            bucket=row.bucket,
+            prefix=row.prefix,
+            can_write=row.can_write,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=None,
+        )
+    )
+
+
+def find_credential(session: Session, access_key_id: str) -> CredentialRow | None:
+    """The key with its job's current status, in one read."""
+    found = session.execute(
+        select(StorageCredentialModel, JobModel.status)
+        .outerjoin(JobModel, JobModel.job_id == StorageCredentialModel.job_id)
+        .where(StorageCredentialModel.access_key_id == access_key_id)
+    ).first()
+    if found is None:
+        return None
+    model, status = found
+    return _row(model, status)
+
+
+def list_credentials(
+    session: Session, *, user_id: str | None, everyone: bool
+) -> list[CredentialRow]:
+    query = select(StorageCredentialModel).order_by(StorageCredentialModel.created_at.desc())
+    if not everyone:
+        query = query.where(StorageCredentialModel.user_id == user_id)
+    return [_row(model) for model in session.scalars(query)]
+
+
+def revoke_credential(session: Session, access_key_id: str, *, at: datetime) -> bool:
+    result = session.execute(
+        update(StorageCredentialModel)
+        .where(
+            StorageCredentialModel.access_key_id == access_key_id,
+            StorageCredentialModel.revoked_at.is_(None),
+        )
+        .values(revoked_at=at)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_job_credentials(session: Session, job_id: str, *, at: datetime) -> int:
+    result = session.execute(
+        update(StorageCredentialModel)
+        .where(
+            StorageCredentialModel.job_id == job_id,
+            StorageCredentialModel.revoked_at.is_(None),
+        )
+        .values(revoked_at=at)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def job_owner_and_status(session: Session, job_id: str) -> tuple[str | None, str] | None:
+    """(user_id, status) of a job, or None when there is no such job."""
+    found = session.execute(
+        select(JobModel.user_id, JobModel.status).where(JobModel.job_id == job_id)
+    ).first()
+    return None if found is None else (found[0], found[1])
