@@ -133,8 +133,9 @@ def _prefix(value: Any, where: str) -> str:
         return ""
     if not isinstance(value, str) or len(value) > MAX_PREFIX:
         raise _invalid(where, f"must be text of at most {MAX_PREFIX} characters")
+    # Slashes at either end are dropped: `/team/` and `team` are one prefix.
     parts = value.strip("/").split("/")
-    if value.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if any(p in ("", ".", "..") for p in parts):
         raise _invalid(where, "must be a relative key prefix without empty, `.` or `..` parts")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise _invalid(where, "must not hold control characters")
