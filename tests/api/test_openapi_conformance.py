@@ -311,6 +311,9 @@ OWN_ERRORS: dict[str, set[int]] = {
     "PUT /api/cloud/publishing": {401, 422},
     "GET /api/cloud/jobs/{job_id}/publish": {401, 404},
     "POST /api/cloud/jobs/{job_id}/publish/retry": {401, 404, 409},
+    "GET /api/cloud/jobs/{job_id}/outputs": {401, 404},
+    "POST /api/cloud/jobs/{job_id}/outputs/retry": {401, 404, 409},
+    "GET /api/cloud/jobs/{job_id}/outputs/{path}": {401, 404, 416},
 }
 # Operations that take no caller credentials (their own token or signature, or none).
 NO_CALLER = {

@@ -10,12 +10,20 @@ the answers of the next creates lost after the prediction was made (`lose_create
 or the next creates refused before anything was made (`refuse_creates`). The list's `next`
 cursor can point to another host (`next_page_base`), as a tampered or misrouted answer would.
 Every API request is counted by method and path (`calls`).
+
+A succeeded prediction's `output` lists its files (weights, a sample, a logs archive), each
+served from its own loopback link with the token, as the file host does: with Range (206),
+an MD5 ETag and a SHA-256 Repr-Digest. The links expire `output_ttl` seconds after success
+(404, and the prediction's `output` becomes null with `data_removed`), so a late download fails.
+A download can be cut after N bytes once (`cut_next_download_after`), and every download's path
+and Range header is recorded (`downloads`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import random
 import secrets
@@ -37,7 +45,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from cloudtune.settings import LocalProviderSettings, Settings
@@ -100,6 +108,10 @@ class FakePrediction:
     started: float | None = None
     sent: set[str] = field(default_factory=set)
     last_logs_sent: float = 0.0
+    # name -> bytes served at its delivery link, and when the links expire (monotonic)
+    files: dict[str, bytes] = field(default_factory=dict)
+    expires: float | None = None
+    data_removed: bool = False
 
     def to_json(self, base: str) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -108,7 +120,7 @@ class FakePrediction:
             "version": self.version.split(":")[-1],
             "input": self.input,
             "output": self.output,
-            "data_removed": False,
+            "data_removed": self.data_removed,
             "error": self.error,
             "status": self.status,
             "logs": self.logs,
@@ -135,12 +147,20 @@ class FakeReplicate:
         run_for: float = 1.5,
         final_status: str = "succeeded",
         max_file_bytes: int = MAX_FILE_BYTES,
+        output_ttl: float = 5.0,
+        weights_bytes: int = 3 * 1024 * 1024 + 17,
     ) -> None:
         self.token = token
         self.start_after = start_after
         self.run_for = run_for
         self.final_status = final_status
         self.max_file_bytes = max_file_bytes
+        self.output_ttl = output_ttl
+        self.weights_bytes = weights_bytes
+        # The next download sends this many bytes of its body, then drops the connection.
+        self.cut_next_download_after: int | None = None
+        # (path, Range header) of every download request, in order
+        self.downloads: list[tuple[str, str | None]] = []
         self.faults = Faults()
         self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.predictions: dict[str, FakePrediction] = {}
@@ -178,6 +198,7 @@ class FakeReplicate:
                 Route("/v1/predictions", self.list_predictions, methods=["GET"]),
                 Route("/v1/predictions/{pid}", self.get_prediction),
                 Route("/v1/predictions/{pid}/cancel", self.cancel_prediction, methods=["POST"]),
+                Route("/delivery/{pid}/{name}", self.deliver_file),
             ]
         )
 
@@ -406,10 +427,65 @@ class FakeReplicate:
         self._advance(prediction)
         return prediction
 
+    async def deliver_file(self, request: Request) -> Response:
+        """An output file, as the file host serves it (token required, Range, expiry)."""
+        self.downloads.append((request.url.path, request.headers.get("range")))
+        refused = await self._gate(request)
+        if refused:
+            return refused
+        prediction = self.predictions.get(request.path_params["pid"])
+        if prediction is not None:
+            self._advance(prediction)
+        data = prediction.files.get(request.path_params["name"]) if prediction else None
+        if prediction is None or data is None or prediction.data_removed:
+            return problem(404, "Not found.")
+        size = len(data)
+        headers = {
+            "ETag": f'"{hashlib.md5(data).hexdigest()}"',
+            "Repr-Digest": f"sha-256=:{base64.b64encode(hashlib.sha256(data).digest()).decode()}:",
+            "Accept-Ranges": "bytes",
+        }
+        start, status = 0, 200
+        wanted = request.headers.get("range", "")
+        if wanted.startswith("bytes=") and wanted.endswith("-"):
+            start = int(wanted[len("bytes=") : -1])
+            if start >= size:
+                return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
+        body = data[start:]
+        headers["Content-Length"] = str(len(body))
+        cut, self.cut_next_download_after = self.cut_next_download_after, None
+
+        async def chunks() -> Any:
+            step = 64 * 1024
+            for offset in range(0, len(body), step):
+                if cut is not None and offset >= cut:
+                    raise ConnectionResetError("the fake cut this download")
+                yield body[offset : offset + min(step, cut - offset if cut else step)]
+                await asyncio.sleep(0)
+
+        return StreamingResponse(chunks(), status_code=status, headers=headers)
+
+    def output_links(self, prediction: FakePrediction) -> list[str]:
+        return [
+            f"http://127.0.0.1:{self.port}/delivery/{prediction.id}/{name}"
+            for name in prediction.files
+        ]
+
+    def expire_outputs(self) -> None:
+        """The file host's links of every prediction run out now (as they do after a while)."""
+        for prediction in self.predictions.values():
+            if prediction.files:
+                prediction.expires = time.monotonic()
+                self._advance(prediction)
+
     # -- time passing ---------------------------------------------------------------------
 
     def _advance(self, p: FakePrediction) -> None:
         now = time.monotonic()
+        if p.expires is not None and now >= p.expires and not p.data_removed:
+            p.data_removed, p.output = True, None
         if p.status in TERMINAL:
             return
         if p.status == "starting" and now - p.created >= self.start_after:
@@ -431,9 +507,14 @@ class FakeReplicate:
         if p.started is not None:
             p.predict_time = round(time.monotonic() - p.started, 3)
         if status == "succeeded":
-            p.output = [
-                "https://replicate.delivery/fake/" + p.id + "/pytorch_lora_weights.safetensors"
-            ]
+            rng = random.Random(p.id)
+            p.files = {
+                "pytorch_lora_weights.safetensors": rng.randbytes(self.weights_bytes),
+                "sample_0.png": rng.randbytes(40_000),
+                "logs.tar.gz": rng.randbytes(5_000),
+            }
+            p.output = self.output_links(p)
+            p.expires = time.monotonic() + self.output_ttl
             p.logs += "training complete\n"
         elif status == "failed":
             p.error = "CUDA out of memory"

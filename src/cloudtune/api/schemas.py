@@ -111,6 +111,11 @@ class JobOut(BaseModel):
     error_message: str | None
     output_url: str | None
     outputs: list[Any]
+    delivery_error: str | None = Field(
+        default=None,
+        description="Why a remote job's outputs did not all come home (the job still completed;"
+        " POST .../outputs/retry tries again).",
+    )
     queue_position: int | None
     metadata: dict[str, Any]
     config_snapshot: dict[str, Any] | None = Field(
@@ -417,14 +422,21 @@ def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
         "error_message": job.error_message,
         "output_url": job.output_url,
         "outputs": job.outputs,
+        # Mirrored into the metadata by services/outputs with the delivery row, in one write.
+        "delivery_error": job.metadata.get("delivery_error"),
         "queue_position": job.queue_position
         if job.status.value in ("pending", "queued")
         else None,
-        "metadata": job.metadata,
+        "metadata": job.metadata
+        if "delivery_error" not in job.metadata
+        else {k: v for k, v in job.metadata.items() if k != "delivery_error"},
     }
     if with_snapshot:
         data["config_snapshot"] = job.config_snapshot
         if job.config_snapshot is not None and "config" in job.config_snapshot:
             # The reference server's name for the (masked) config the job runs with.
-            data["metadata"] = {**job.metadata, "runtime_config": job.config_snapshot["config"]}
+            data["metadata"] = {
+                **data["metadata"],
+                "runtime_config": job.config_snapshot["config"],
+            }
     return data

@@ -15,7 +15,7 @@ Optional abilities are separate small protocols below, checked with isinstance.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -229,6 +229,39 @@ class Forgettable(Protocol):
     """A provider that keeps files for a job and removes them when the job is deleted."""
 
     def forget(self, handle: ProviderHandle) -> None: ...
+
+
+# A file being fetched is written beside its destination under this suffix (hidden), then
+# renamed; listings of output folders leave such names out.
+PART_SUFFIX = ".cloudtune-part"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedFile:
+    """One output file brought home: what was written, checked against what the server said."""
+
+    size: int
+    sha256: str
+
+
+@runtime_checkable
+class HasOutputs(Protocol):
+    """A provider whose job outputs are files at links that expire: a job it says succeeded is
+    not complete until they are home (services/outputs).
+
+    `output_urls` picks the links to fetch from a status's outputs (no I/O). `may_fetch` says
+    whether a link is one this provider fetches (its own file host): anything else in a
+    trainer's output is never requested. `fetch_output` streams one link into `dest` (a temp
+    file, then an atomic rename), calling `heartbeat` now and then while it works; it raises
+    ProviderError, with a message fit for the user, once its bounded retries are spent."""
+
+    def output_urls(self, outputs: Sequence[Any]) -> list[str]: ...
+
+    def may_fetch(self, url: str) -> bool: ...
+
+    async def fetch_output(
+        self, url: str, dest: Path, *, heartbeat: Callable[[], Awaitable[None]]
+    ) -> FetchedFile: ...
 
 
 def tail_lines(text: str, tail: int | None) -> str:

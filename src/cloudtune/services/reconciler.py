@@ -42,6 +42,7 @@ from cloudtune.providers.base import (
 from cloudtune.services import costs, discovery, leases
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
+from cloudtune.services.outputs.worker import OutputsWorker
 from cloudtune.services.polling import PollSchedule
 from cloudtune.services.provider_status import apply_provider_status
 from cloudtune.store import jobs as job_store
@@ -77,6 +78,8 @@ class Reconciler:
         # The leased jobs this replica held at its last claim: readers' asks about other jobs
         # are another replica's to answer, so they neither wake nor wait for a pass here.
         self._held: set[str] = set()
+        # Remote jobs' outputs brought home (services/outputs): claimed each pass.
+        self.outputs = OutputsWorker(ctx)
 
     def wake(self) -> None:
         self._wake.set()
@@ -127,6 +130,7 @@ class Reconciler:
                 await self._ctx.in_thread(leases.release, self._ctx, held, self._replica)
             except Exception:  # shutting down: the leases run out by themselves
                 log.exception("could not give back this replica's leases")
+        await self.outputs.stop()  # hands its claims back for another replica
         for provider in self._ctx.providers.all():
             if isinstance(provider, RunsInBackground):
                 await provider.stop()
@@ -197,6 +201,10 @@ class Reconciler:
             await self._reconcile(None, everything=False)
         except Exception:  # the loop must survive one bad pass
             log.exception("reconcile pass failed")
+        try:
+            await self.outputs.run_pass()
+        except Exception:
+            log.exception("outputs pass failed")
         finally:
             self._passes_done += 1
             async with self._pass_ended:

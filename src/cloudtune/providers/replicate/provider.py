@@ -6,10 +6,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType
@@ -22,6 +24,7 @@ from cloudtune.errors import (
     UnconfirmedSubmitError,
 )
 from cloudtune.providers.base import (
+    FetchedFile,
     JobBundle,
     ProviderAccount,
     ProviderConfig,
@@ -32,6 +35,7 @@ from cloudtune.providers.base import (
     tail_lines,
 )
 from cloudtune.providers.replicate import lookup as tags
+from cloudtune.providers.replicate import outputs as output_files
 from cloudtune.providers.replicate.account import MISSING_TOKEN, account_of, check_token_format
 from cloudtune.providers.replicate.breaker import CircuitBreaker
 from cloudtune.providers.replicate.client import (
@@ -81,6 +85,7 @@ class ReplicateProvider:
         self._secret: tuple[str, float, str] | None = None
         self._secret_failure: tuple[str, float] | None = None
         self._secret_lock = asyncio.Lock()
+        self._downloads: httpx.AsyncClient | None = None
 
     # -- the Provider protocol --------------------------------------------------------------
 
@@ -171,6 +176,28 @@ class ReplicateProvider:
 
     async def validate(self) -> ProviderAccount:
         return await self._validate(once=False)
+
+    # -- outputs (HasOutputs; the streaming is providers/replicate/outputs.py) ----------------
+
+    def output_urls(self, outputs: Sequence[Any]) -> list[str]:
+        return output_files.output_urls(outputs)
+
+    def may_fetch(self, url: str) -> bool:
+        return output_files.may_fetch(url, self._settings.replicate_base_url)
+
+    async def fetch_output(
+        self, url: str, dest: Path, *, heartbeat: Callable[[], Awaitable[None]]
+    ) -> FetchedFile:
+        if not self.may_fetch(url):  # the token goes to Replicate's own hosts only
+            raise ProviderError("not a Replicate file link; not fetched", provider=self.name)
+        if self._downloads is None:
+            timeout = self._settings.replicate_timeout_seconds
+            self._downloads = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False
+            )
+        return await output_files.fetch(
+            self._downloads, url, dest, token=self._token(), heartbeat=heartbeat
+        )
 
     # -- what the API shows of it -----------------------------------------------------------
 
@@ -275,6 +302,8 @@ class ReplicateProvider:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self._downloads is not None:
+            await self._downloads.aclose()
 
     # -- internals --------------------------------------------------------------------------
 

@@ -1,0 +1,261 @@
+"""A Replicate job's outputs come home before it completes (against the fake Replicate, whose
+file links expire soon after success), and the outputs endpoints list and serve any job's
+files with Range; on both databases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cloudtune.providers.replicate import outputs as replicate_outputs
+from cloudtune.settings import Settings
+from tests.api.routes.test_replicate import point_webhooks_at, wait_terminal
+from tests.factories import job_body, make_dataset
+from tests.fakes.replicate import FakeReplicate, running_fake, settings_for
+
+WEIGHTS = "pytorch_lora_weights.safetensors"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeReplicate]:
+    with running_fake(run_for=0.5) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
+    return settings_for(fake, tmp_path / "home", database_url)
+
+
+@pytest.fixture
+def body(tmp_path: Path) -> dict[str, Any]:
+    data = make_dataset(tmp_path / "dataset", 2, size=32)
+    spec = job_body(data, tmp_path / "output", steps=10)
+    spec["config"]["--model_family"] = "flux"
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The backoff between tries is not what these tests are about.
+    monkeypatch.setattr(replicate_outputs, "WAIT_SECONDS", 0.0)
+
+
+async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    await point_webhooks_at(client)
+    response = await client.post("/api/cloud/jobs/submit?provider=replicate", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["job_id"])
+
+
+def served(fake: FakeReplicate, job_id: str) -> dict[str, bytes]:
+    (prediction,) = fake.predictions_for(job_id)
+    return prediction.files
+
+
+class TestHomecoming:
+    async def test_the_weights_are_home_byte_identical_before_the_job_completes(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id = await submit(client, body)
+        job = await wait_terminal(client, job_id)
+        assert job["status"] == "completed" and job["delivery_error"] is None
+        files = served(fake, job_id)
+        folder = Path(job["output_url"])
+        assert folder.parts[-2:] == ("local", job_id)
+        for name, data in files.items():
+            assert (folder / name).read_bytes() == data
+        assert sorted(Path(p).name for p in job["outputs"]) == sorted(files)
+        listing = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
+        by_path = {f["path"]: f for f in listing["files"]}
+        assert set(by_path) == set(files)
+        weights = by_path[WEIGHTS]
+        assert weights["size"] == len(files[WEIGHTS])
+        assert weights["sha256"] == hashlib.sha256(files[WEIGHTS]).hexdigest()
+        assert listing["delivery"]["status"] == "done" and listing["delivery_error"] is None
+        # The links are gone once they expire: only a download made in time could get them.
+        fake.expire_outputs()
+        late = httpx.get(
+            fake.output_links(fake.predictions_for(job_id)[0])[0],
+            headers={"Authorization": f"Bearer {fake.token}"},
+        )
+        assert late.status_code == 404
+        events = (await client.get(f"/api/cloud/jobs/{job_id}/events")).json()
+        (done,) = [e for e in events["events"] if e["to_status"] == "completed"]
+        assert done["message"] == "replicate: outputs home"
+
+    async def test_a_broken_connection_resumes_with_range(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        fake.cut_next_download_after = 1024 * 1024
+        job_id = await submit(client, body)
+        job = await wait_terminal(client, job_id)
+        assert job["status"] == "completed" and job["delivery_error"] is None
+        weights = served(fake, job_id)[WEIGHTS]
+        assert (Path(job["output_url"]) / WEIGHTS).read_bytes() == weights
+        asked = [rng for path, rng in fake.downloads if path.endswith(WEIGHTS)]
+        assert asked[0] is None and asked[1] == f"bytes={1024 * 1024}-"
+        assert len(asked) == 2  # resumed, not started over
+
+    async def test_a_failed_download_completes_the_job_with_the_error_and_a_retry_fetches(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id = await submit(client, body)
+        # Every link of this job's prediction answers 503 until the fake serves again.
+        prediction = await _prediction_of(client, fake, job_id)
+        for link in _links(fake, prediction):
+            fake.fail_paths[link] = (503, "unavailable")
+        job = await wait_terminal(client, job_id)
+        assert job["status"] == "completed"
+        assert WEIGHTS in job["delivery_error"] and "HTTP 503" in job["delivery_error"]
+        assert "delivery_error" not in job["metadata"]
+        listing = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
+        assert listing["delivery"]["status"] == "failed" and listing["files"] == []
+        assert listing["delivery_error"] == job["delivery_error"]
+
+        fake.fail_paths.clear()
+        retried = await client.post(f"/api/cloud/jobs/{job_id}/outputs/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["delivery"]["status"] in ("pending", "running", "done")
+        listing = await _wait_delivery(client, job_id)
+        assert listing["delivery"]["status"] == "done", listing
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        assert job["delivery_error"] is None
+        files = served(fake, job_id)
+        assert (Path(job["output_url"]) / WEIGHTS).read_bytes() == files[WEIGHTS]
+        again = await client.post(f"/api/cloud/jobs/{job_id}/outputs/retry")
+        assert again.status_code == 409 and again.json()["code"] == "delivery_done"
+
+    async def test_a_retry_after_the_links_expired_fails_visibly(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id = await submit(client, body)
+        prediction = await _prediction_of(client, fake, job_id)
+        for link in _links(fake, prediction):
+            fake.fail_paths[link] = (503, "unavailable")
+        job = await wait_terminal(client, job_id)
+        assert job["delivery_error"]
+        fake.fail_paths.clear()
+        fake.expire_outputs()
+        retried = await client.post(f"/api/cloud/jobs/{job_id}/outputs/retry")
+        assert retried.status_code == 200
+        listing = await _wait_delivery(client, job_id)
+        assert listing["delivery"]["status"] == "failed"
+        assert (
+            "HTTP 404" in listing["delivery_error"] and "may be gone" in listing["delivery_error"]
+        )
+        job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+        assert job["status"] == "completed" and job["delivery_error"] == listing["delivery_error"]
+
+
+class TestOutputsEndpoints:
+    async def test_range_requests(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        job_id = await submit(client, body)
+        await wait_terminal(client, job_id)
+        data = served(fake, job_id)[WEIGHTS]
+        url = f"/api/cloud/jobs/{job_id}/outputs/{WEIGHTS}"
+        whole = await client.get(url)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["accept-ranges"] == "bytes" and whole.headers["etag"]
+        assert whole.headers["last-modified"]
+        part = await client.get(url, headers={"Range": "bytes=10-99"})
+        assert part.status_code == 206 and part.content == data[10:100]
+        assert part.headers["content-range"] == f"bytes 10-99/{len(data)}"
+        tail = await client.get(url, headers={"Range": "bytes=-5"})
+        assert tail.status_code == 206 and tail.content == data[-5:]
+        past = await client.get(url, headers={"Range": f"bytes={len(data)}-"})
+        assert past.status_code == 416 and past.json()["code"] == "range_not_satisfiable"
+        assert past.headers["content-range"] == f"bytes */{len(data)}"
+
+    async def test_paths_stay_inside_the_job_folder(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any], tmp_path: Path
+    ) -> None:
+        job_id = await submit(client, body)
+        job = await wait_terminal(client, job_id)
+        folder = Path(job["output_url"])
+        secret = tmp_path / "secret.txt"
+        secret.write_text("not an output")
+        (folder / "link.txt").symlink_to(secret)
+        base = f"/api/cloud/jobs/{job_id}/outputs"
+        for raw in (
+            "..%2F..%2Fsecret.txt",
+            "a%2F..%2F..%2Fx",
+            "%2Fetc%2Fpasswd",
+            "x%00y",
+            "link.txt",
+        ):
+            answer = await client.get(f"{base}/{raw}")
+            assert answer.status_code == 400, (raw, answer.text)
+            assert answer.json()["code"] == "invalid_path"
+        missing = await client.get(f"{base}/nothing.bin")
+        assert missing.status_code == 404 and missing.json()["code"] == "output_not_found"
+        listing = (await client.get(base)).json()
+        assert "link.txt" not in {f["path"] for f in listing["files"]}
+        unknown = await client.get("/api/cloud/jobs/no-such-job/outputs")
+        assert unknown.status_code == 404
+
+    async def test_a_local_jobs_files_are_listed_too(
+        self, client: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        # A job whose output folder already holds files (as a local trainer leaves them).
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        folder = ctx.settings.outputs_dir / "local" / "run-1"
+        (folder / "checkpoint-10").mkdir(parents=True)
+        (folder / "checkpoint-10" / "model.safetensors").write_bytes(b"w" * 100)
+        (folder / ".half.bin.cloudtune-part").write_bytes(b"partial")
+        job_id = _insert_local_job(ctx, str(folder))
+        listing = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
+        assert listing["delivery"] is None
+        (entry,) = listing["files"]
+        assert entry["path"] == "checkpoint-10/model.safetensors" and entry["size"] == 100
+        assert entry["sha256"] is None
+        got = await client.get(entry["url"])
+        assert got.status_code == 200 and got.content == b"w" * 100
+        refused = await client.post(f"/api/cloud/jobs/{job_id}/outputs/retry")
+        assert refused.status_code == 409 and refused.json()["code"] == "no_outputs_delivery"
+
+
+def _insert_local_job(ctx: Any, folder: str) -> str:
+    from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
+    from cloudtune.store import jobs as job_store
+
+    job = Job(
+        job_id="local-outputs-1",
+        job_type=JobType.LOCAL,
+        provider="local",
+        status=JobStatus.COMPLETED,
+        created_at=utcnow(),
+        output_url=folder,
+    )
+    with ctx.db.write() as session:
+        job_store.insert_job(session, job)
+    return job.job_id
+
+
+async def _prediction_of(client: httpx.AsyncClient, fake: FakeReplicate, job_id: str) -> str:
+    job = (await client.get(f"/api/cloud/jobs/{job_id}")).json()["job"]
+    return str(job["metadata"]["prediction_id"])
+
+
+def _links(fake: FakeReplicate, prediction_id: str) -> list[str]:
+    names = ("pytorch_lora_weights.safetensors", "sample_0.png", "logs.tar.gz")
+    return [f"/delivery/{prediction_id}/{name}" for name in names]
+
+
+async def _wait_delivery(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    """The outputs answer once its delivery ended (the reconciler's passes run it)."""
+    reconciler = client.app.state.reconciler  # type: ignore[attr-defined]
+    for _ in range(200):
+        listing: dict[str, Any] = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
+        if listing["delivery"]["status"] in ("done", "failed"):
+            return listing
+        await reconciler.run_pass()
+        await reconciler.outputs.idle()
+    raise AssertionError("the delivery did not end")
