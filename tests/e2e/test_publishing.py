@@ -16,6 +16,7 @@ import httpx
 import pytest
 from mypy_boto3_s3 import S3Client
 
+from tests.api.routes.test_auth import bearer, setup_admin
 from tests.api.routes.test_jobs import assert_envelope, wait_for_status
 from tests.conftest import free_port
 from tests.factories import job_body, make_dataset
@@ -214,3 +215,53 @@ async def test_defaults_keep_their_token_and_need_provider_manage(
     assert cleared.json()["hub"] is None and cleared.json()["s3"] is None
     refused = await client.put("/api/cloud/publishing", json={"hub": {"repo": "me/b"}})
     assert_envelope(refused, 400, "unsupported_field")
+
+
+@pytest.mark.parametrize(
+    ("publish", "code", "field"),
+    [
+        ({"hub": {"repo_id": "not a repo", "token": HUB_TOKEN}}, "invalid_publish", "repo_id"),
+        ({"s3": {"bucket": "Bad_Bucket"}}, "invalid_publish", "bucket"),
+        (
+            {"s3": {"bucket": "ok-bucket", "endpoint_url": "file:///etc"}},
+            "invalid_publish",
+            "endpoint_url",
+        ),
+        ({"hub": {"repo_id": "me/x"}}, "invalid_publish", "token"),
+        (
+            {"hub": {"repo_id": "me/x", "token": HUB_TOKEN, "push": True}},
+            "unsupported_field",
+            "push",
+        ),
+    ],
+)
+async def test_a_submit_with_a_bad_publish_is_refused_before_any_job(
+    client: httpx.AsyncClient,
+    body: dict[str, Any],
+    hub: FakeHub,
+    publish: dict[str, Any],
+    code: str,
+    field: str,
+) -> None:
+    for path in ("/api/cloud/jobs/preview", "/api/cloud/jobs/submit"):
+        refused = await client.post(path, json=body | {"publish": publish})
+        assert_envelope(refused, 400, code)
+        assert field in refused.text
+        _assert_no_secret(refused.text)
+    assert (await client.get("/api/cloud/jobs")).json()["jobs"] == []
+
+
+async def test_publishing_defaults_need_provider_manage(client: httpx.AsyncClient) -> None:
+    admin = await setup_admin(client)
+    key = await client.post(
+        "/api/cloud/auth/api-keys",
+        headers=bearer(admin),
+        json={"name": "ci", "scoped_permissions": ["job.submit", "job.view.own"]},
+    )
+    scoped = bearer(key.json()["key"])
+
+    for method in ("GET", "PUT"):
+        answer = await client.request(method, "/api/cloud/publishing", headers=scoped, json={})
+        assert_envelope(answer, 403)
+    assert_envelope(await client.get("/api/cloud/publishing"), 401)
+    assert (await client.get("/api/cloud/publishing", headers=bearer(admin))).status_code == 200
