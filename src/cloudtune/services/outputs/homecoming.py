@@ -112,9 +112,13 @@ async def deliver(ctx: Context, delivery: Delivery) -> str | None:
     job = await ctx.in_thread(_load_job, ctx, job_id)
     provider = provider_of(ctx, job) if job is not None else None
     errors: list[str] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        errors.append(f"cannot create the output folder: {exc.strerror}")
     if provider is None:
         errors.append("this server can no longer fetch this provider's outputs")
-    else:
+    elif not errors:
 
         async def heartbeat() -> None:
             await ctx.in_thread(_heartbeat, ctx, job_id)
@@ -131,6 +135,9 @@ async def deliver(ctx: Context, delivery: Delivery) -> str | None:
                 fetched = await provider.fetch_output(url, dest, heartbeat=heartbeat)
             except CloudtuneError as exc:
                 errors.append(f"{name}: {exc.detail}")
+                continue
+            except OSError as exc:  # a full disk, a folder made unwritable
+                errors.append(f"{name}: cannot write it here: {exc.strerror}")
                 continue
             home[name] = {"size": fetched.size, "sha256": fetched.sha256}
     error = "; ".join(errors)[:MAX_ERROR] or None
