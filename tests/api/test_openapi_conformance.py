@@ -314,6 +314,9 @@ OWN_ERRORS: dict[str, set[int]] = {
     "GET /api/cloud/jobs/{job_id}/outputs": {401, 404},
     "POST /api/cloud/jobs/{job_id}/outputs/retry": {401, 404, 409},
     "GET /api/cloud/jobs/{job_id}/outputs/{path}": {401, 404, 416},
+    "POST /api/cloud/storage/credentials": {401, 422},
+    "GET /api/cloud/storage/credentials": {401},
+    "DELETE /api/cloud/storage/credentials/{access_key_id}": {401, 404},
 }
 # Operations that take no caller credentials (their own token or signature, or none).
 NO_CALLER = {
