@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,10 @@ from cloudtune.services.storage.names import RESERVED, object_path
 from cloudtune.services.storage.objects import (
     ObjectInfo,
     Written,
-    _temp_in,
     commit,
     md5_etag,
     receive_to_temp,
+    temp_in,
 )
 
 UPLOADS = f"{RESERVED}uploads"
@@ -34,6 +35,9 @@ MAX_PARTS = 10000
 MAX_COMPLETE_XML_BYTES = 2 * 1024 * 1024
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 COPY_BUFFER = 1024 * 1024
+# An upload neither completed nor aborted this long after its last part is removed (S3 keeps
+# them until a lifecycle rule says otherwise; a disk has no such rule).
+ABANDONED_AFTER_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,7 @@ class Part:
 
 def create(root: Path, bucket: str, key: str, content_type: str | None) -> Upload:
     object_path(root, bucket, key)  # the key's checks, before anything is made
+    _sweep(root / UPLOADS)
     upload_id = secrets.token_urlsafe(24)
     folder = root / UPLOADS / upload_id
     folder.mkdir(parents=True)
@@ -93,7 +98,7 @@ def keep_part(upload: Upload, number: int, written: Written) -> Part:
         written.temp.unlink(missing_ok=True)
         raise errors.no_such_upload()
     part = Part(number, md5_etag(written.md5), written.size)
-    meta = _temp_in(upload.folder)
+    meta = temp_in(upload.folder)
     meta.write_text(json.dumps({"etag": part.etag, "size": part.size}))
     written.temp.replace(upload.folder / f"part-{number:05d}")
     meta.replace(upload.folder / f"part-{number:05d}.json")
@@ -155,7 +160,7 @@ def complete(root: Path, upload: Upload, wanted: list[tuple[int, str]]) -> Objec
         chosen.append(part)
     where = object_path(root, upload.bucket, upload.key)
     where.folder.mkdir(parents=True, exist_ok=True)
-    temp = _temp_in(where.folder)
+    temp = temp_in(where.folder)
     joined = hashlib.md5(usedforsecurity=False)
     size = 0
     try:
@@ -177,6 +182,19 @@ def complete(root: Path, upload: Upload, wanted: list[tuple[int, str]]) -> Objec
     )
     abort(upload)
     return info
+
+
+def _sweep(uploads: Path) -> None:
+    if not uploads.is_dir():
+        return
+    cutoff = time.time() - ABANDONED_AFTER_SECONDS
+    for folder in uploads.iterdir():
+        try:
+            newest = max(p.stat().st_mtime for p in [folder, *folder.iterdir()])
+        except (OSError, ValueError):
+            continue
+        if newest < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def abort(upload: Upload) -> None:

@@ -59,7 +59,7 @@ class BucketInfo:
     created: datetime
 
 
-def _temp_in(folder: Path) -> Path:
+def temp_in(folder: Path) -> Path:
     return folder / f"{RESERVED}tmp-{secrets.token_hex(8)}"
 
 
@@ -76,7 +76,7 @@ async def receive_to_temp(
     """Stream `body` into a new temp file in `folder`; the caller renames or removes it.
     Over `max_bytes`, a failure or a disconnect (the iterator raising) removes the temp file."""
     await anyio.to_thread.run_sync(_make_folder, folder)
-    temp = _temp_in(folder)
+    temp = temp_in(folder)
     handle = await anyio.to_thread.run_sync(lambda: open(temp, "xb"))  # noqa: SIM115
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256() if want_sha256 else None
@@ -160,7 +160,7 @@ def _write_meta(where: ObjectPath, info: ObjectInfo, mtime_ns: int) -> None:
         "content_type": info.content_type,
         "mtime_ns": mtime_ns,
     }
-    temp = _temp_in(where.meta.parent)
+    temp = temp_in(where.meta.parent)
     temp.write_text(json.dumps(doc))
     os.replace(temp, where.meta)
 
@@ -196,8 +196,9 @@ def _info(where: ObjectPath, key: str) -> ObjectInfo:
     modified = datetime.fromtimestamp(stat.st_mtime_ns / 1e9, UTC)
     try:
         doc = json.loads(where.meta.read_text())
-        if doc["mtime_ns"] == stat.st_mtime_ns and (
-            where.is_folder or doc["size"] == stat.st_size
+        # A folder's mtime moves with its entries: a folder marker's metadata stays true.
+        if where.is_folder or (
+            doc["mtime_ns"] == stat.st_mtime_ns and doc["size"] == stat.st_size
         ):
             return ObjectInfo(
                 key, int(doc["size"]), str(doc["etag"]), str(doc["content_type"]), modified

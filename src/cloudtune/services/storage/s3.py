@@ -14,7 +14,6 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -400,7 +399,3 @@ async def _complete(
     info = await ctx.in_thread(multipart.complete, root, upload, wanted)
     location = f"{PREFIX}/{bucket}/{key}"
     return _xml(s3xml.complete_multipart(location, bucket, key, info.etag))
-
-
-def last_modified_header(moment: datetime) -> str:
-    return format_datetime(moment, usegmt=True)
