@@ -223,3 +223,22 @@ async def test_a_stop_hands_the_claim_back(ctx: Context, fetcher: FakeFetcher) -
         back = deliveries.get_delivery(session, "job-1", homecoming.KIND)
     assert back is not None and back.status == DeliveryStatus.PENDING
     assert load(ctx).status == JobStatus.RUNNING
+
+
+async def test_a_delivery_whose_tries_keep_dying_is_given_up_visibly(
+    ctx: Context, fetcher: FakeFetcher
+) -> None:
+    apply_provider_status(ctx, running_job(ctx), SUCCESS)
+    now = ctx.clock()
+    for n in range(homecoming.MAX_CLAIMS):  # replicas that each died mid-way
+        at = now + n * (worker.CLAIM + timedelta(seconds=1))
+        with ctx.db.write() as session:
+            assert deliveries.take(session, [homecoming.KIND], now=at, claim_for=worker.CLAIM)
+    later = now + homecoming.MAX_CLAIMS * (worker.CLAIM + timedelta(seconds=1))
+    ctx.clock = lambda: later
+    one = worker.OutputsWorker(ctx)
+    assert await one.run_pass() == 1
+    await one.idle()
+    job = load(ctx)
+    assert fetcher.fetched == [] and job.status == JobStatus.COMPLETED
+    assert "given up after 5 tries" in job.metadata["delivery_error"]

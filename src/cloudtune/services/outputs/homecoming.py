@@ -44,6 +44,9 @@ KIND = DeliveryKind.OUTPUTS
 # without a join (written in the same transaction as the row).
 ERROR_KEY = "delivery_error"
 MAX_ERROR = 2000
+# Claims of one planned delivery that may end with no answer (a replica that died or failed
+# mid-way each time) before it is given up with an error, rather than tried for ever.
+MAX_CLAIMS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +115,17 @@ async def deliver(ctx: Context, delivery: Delivery) -> str | None:
     job = await ctx.in_thread(_load_job, ctx, job_id)
     provider = provider_of(ctx, job) if job is not None else None
     errors: list[str] = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        errors.append(f"cannot create the output folder: {exc.strerror}")
-    if provider is None:
+    claims = delivery.attempts - int(settings.get("attempts_at_plan") or 0)
+    if claims > MAX_CLAIMS:
+        errors.append(f"given up after {MAX_CLAIMS} tries that ended without an answer")
+    elif provider is None:
         errors.append("this server can no longer fetch this provider's outputs")
-    elif not errors:
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            errors.append(f"cannot create the output folder: {exc.strerror}")
+    if provider is not None and not errors:
 
         async def heartbeat() -> None:
             await ctx.in_thread(_heartbeat, ctx, job_id)
@@ -165,7 +172,8 @@ def retry(ctx: Context, caller: Principal, job: Job) -> None:
             raise ConflictError(
                 f"Job {job.job_id}'s outputs are all home already", code="delivery_done"
             )
-        deliveries.plan(session, job.job_id, KIND, at=ctx.clock())
+        settings = {**current.settings, "attempts_at_plan": current.attempts}
+        deliveries.plan(session, job.job_id, KIND, at=ctx.clock(), settings=settings)
         _mirror_error(session, job.job_id, None)
     ctx.wake_reconciler()
 
