@@ -229,3 +229,22 @@ def take_of_jobs_in(
             assert row is not None
             taken.append(_to_delivery(row))
     return taken
+
+
+def any_ready(
+    session: Session, kinds: Iterable[DeliveryKind], *, now: datetime, claim_for: timedelta
+) -> bool:
+    """Whether `take` would find anything: a read, so a replica with nothing to deliver asks
+    without taking the write lock (nor ending the caches a committed write ends)."""
+    wanted = [kind.value for kind in kinds]
+    ready = or_(
+        _deliveries.c.status == DeliveryStatus.PENDING.value,
+        and_(
+            _deliveries.c.status == DeliveryStatus.RUNNING.value,
+            _deliveries.c.updated_at < now - claim_for,
+        ),
+    )
+    found = session.execute(
+        select(_deliveries.c.job_id).where(_deliveries.c.kind.in_(wanted), ready).limit(1)
+    ).first()
+    return found is not None
