@@ -159,6 +159,8 @@ async def _one_try(
     shown = _shown(url)
     if progress.total is not None and progress.written == progress.total:
         return
+    # Each try keeps the claim too: tries that time out without a byte still take minutes.
+    await heartbeat()
     headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
     if progress.written:
         headers["Range"] = f"bytes={progress.written}-"

@@ -77,6 +77,12 @@ class OutputsWorker:
 
 
 def _take(ctx: Context, limit: int) -> list[Delivery]:
+    # Every pass asks; most find nothing, and a read then keeps the write lock and the
+    # response caches (ended by any committed write) out of it.
+    now = ctx.clock()
+    with ctx.db.read() as session:
+        if not deliveries.any_ready(session, [homecoming.KIND], now=now, claim_for=CLAIM):
+            return []
     with ctx.db.write() as session:
         return deliveries.take(
             session, [homecoming.KIND], now=ctx.clock(), claim_for=CLAIM, limit=limit
