@@ -29,7 +29,8 @@ def fake() -> Iterator[FakeReplicate]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, fake: FakeReplicate) -> Settings:
-    return settings_for(fake, tmp_path / "home", database_url)
+    # The datasets stay readable once users exist (the visibility tests add some).
+    return settings_for(fake, tmp_path / "home", database_url, data_roots=[str(tmp_path)])
 
 
 @pytest.fixture
@@ -259,3 +260,27 @@ async def _wait_delivery(client: httpx.AsyncClient, job_id: str) -> dict[str, An
         await reconciler.run_pass()
         await reconciler.outputs.idle()
     raise AssertionError("the delivery did not end")
+
+
+class TestVisibility:
+    async def test_someone_elses_outputs_read_as_unknown_and_a_retry_needs_cancel_rights(
+        self, client: httpx.AsyncClient, fake: FakeReplicate, body: dict[str, Any]
+    ) -> None:
+        from tests.api.routes.test_auth import add_user, bearer, setup_admin
+
+        admin = await setup_admin(client)
+        client.headers.update(bearer(admin))
+        del body["config"]["--output_dir"]  # a user's own output folder, by default
+        job_id = await submit(client, body)
+        job = await wait_terminal(client, job_id)
+        assert Path(job["output_url"]).parts[-2:] == ("admin", job_id)
+        bob = bearer(await add_user(client, admin, "bob", "researcher"))
+        base = f"/api/cloud/jobs/{job_id}/outputs"
+        for answer in (
+            await client.get(base, headers=bob),
+            await client.get(f"{base}/{WEIGHTS}", headers=bob),
+            await client.post(f"{base}/retry", headers=bob),
+        ):
+            assert answer.status_code == 404, answer.text
+        mine = await client.get(f"{base}/{WEIGHTS}")
+        assert mine.status_code == 200 and mine.content == served(fake, job_id)[WEIGHTS]
