@@ -242,3 +242,16 @@ async def test_a_delivery_whose_tries_keep_dying_is_given_up_visibly(
     job = load(ctx)
     assert fetcher.fetched == [] and job.status == JobStatus.COMPLETED
     assert "given up after 5 tries" in job.metadata["delivery_error"]
+
+
+async def test_a_job_waiting_for_its_outputs_is_not_cancelled_by_its_cost_cap(
+    ctx: Context,
+) -> None:
+    from cloudtune.services.reconciler import Reconciler
+
+    running_job(ctx)
+    with ctx.db.write() as session:  # its final cost reached its cap
+        job_store.update_job_fields(session, "job-1", max_cost_micros=100, cost_micros=150)
+    apply_provider_status(ctx, load(ctx), SUCCESS)
+    assert await Reconciler(ctx)._enforce_cost_caps([load(ctx)]) == 0
+    assert load(ctx).status == JobStatus.RUNNING

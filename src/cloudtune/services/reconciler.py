@@ -42,6 +42,7 @@ from cloudtune.providers.base import (
 from cloudtune.services import costs, discovery, leases
 from cloudtune.services.context import Context
 from cloudtune.services.jobs import handle_of, job_secrets
+from cloudtune.services.outputs import homecoming
 from cloudtune.services.outputs.worker import OutputsWorker
 from cloudtune.services.polling import PollSchedule
 from cloudtune.services.provider_status import apply_provider_status
@@ -251,6 +252,8 @@ class Reconciler:
         """Cancel jobs whose cost so far reached their `max_cost_usd`, and say why."""
         cancelled = 0
         for job, cost in costs.jobs_over_their_cap(self._ctx, jobs):
+            if await self._ctx.in_thread(homecoming.is_planned, self._ctx, job.job_id):
+                continue  # its provider finished: nothing is spent while its outputs come home
             reason = (
                 f"cancelled: cost cap of {format_usd(job.max_cost_micros or 0)} reached "
                 f"({format_usd(cost)} spent)"
