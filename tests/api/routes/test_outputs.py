@@ -284,3 +284,20 @@ class TestVisibility:
             assert answer.status_code == 404, answer.text
         mine = await client.get(f"{base}/{WEIGHTS}")
         assert mine.status_code == 200 and mine.content == served(fake, job_id)[WEIGHTS]
+
+    async def test_once_users_exist_only_folders_under_the_output_root_are_served(
+        self, client: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        from tests.api.routes.test_auth import bearer, setup_admin
+
+        # A job made before users existed, whose folder was anywhere its OS user owned.
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / "id_key").write_text("private")
+        job_id = _insert_local_job(client.app.state.ctx, str(elsewhere))  # type: ignore[attr-defined]
+        assert (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()["files"]
+        client.headers.update(bearer(await setup_admin(client)))
+        listing = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
+        assert listing["folder"] is None and listing["files"] == []
+        refused = await client.get(f"/api/cloud/jobs/{job_id}/outputs/id_key")
+        assert refused.status_code == 404

@@ -2,7 +2,9 @@
 remote job's outputs are brought there), listed and served to whoever may see the job.
 
 The folder is the job's `output_url` when it names a folder on this machine; never one inside
-the server's own state folder other than its outputs root. A requested path is relative,
+the server's own state folder other than its outputs root, and, once users exist, only one under
+the output root (a job made before users existed may name any folder its OS user owned, which
+is no one else's to read). A requested path is relative,
 plain (no `..`, no NUL, not absolute) and must still be inside the folder once symlinks are
 followed; links are not listed.
 """
@@ -62,7 +64,7 @@ def list_outputs(ctx: Context, caller: Principal, job_id: str) -> OutputListing:
     with ctx.db.read() as session:
         delivery = deliveries.get_delivery(session, job_id, KIND)
     known = dict(delivery.settings.get("files") or {}) if delivery else {}
-    folder = job_folder(ctx.settings, job)
+    folder = served_folder(ctx.settings, job, caller)
     files: list[OutputFile] = []
     truncated = False
     if folder is not None:
@@ -106,7 +108,7 @@ def output_file(ctx: Context, caller: Principal, job_id: str, raw: str) -> Path:
         raise InvalidInputError(
             "an output path stays inside the job's folder", code="invalid_path"
         )
-    folder = job_folder(ctx.settings, job)
+    folder = served_folder(ctx.settings, job, caller)
     missing = NotFoundError(f"Job {job_id} has no output {raw!r}", code="output_not_found")
     if folder is None:
         raise missing
@@ -120,8 +122,9 @@ def output_file(ctx: Context, caller: Principal, job_id: str, raw: str) -> Path:
     return path
 
 
-def job_folder(settings: Settings, job: Job) -> Path | None:
-    """The job's output folder on this machine, resolved; None when it has none here."""
+def served_folder(settings: Settings, job: Job, caller: Principal) -> Path | None:
+    """The job's output folder on this machine, resolved; None when it has none here (or
+    none this caller may be served)."""
     raw = job.output_url
     if not raw or "://" in raw or "\0" in raw or not os.path.isabs(raw):
         return None
@@ -132,6 +135,8 @@ def job_folder(settings: Settings, job: Job) -> Path | None:
         return None  # the server's own state is never served
     if home.is_relative_to(folder):
         return None  # nor a folder holding it
+    if caller.user_id is not None and not folder.is_relative_to(outputs):
+        return None
     return folder if folder.is_dir() else None
 
 
