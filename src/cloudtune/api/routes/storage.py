@@ -28,6 +28,7 @@ from cloudtune.services.storage.credentials import MAX_EXPIRES_DAYS, StorageCred
 from cloudtune.services.storage.errors import S3_STATUS
 
 router = APIRouter(tags=["storage"])
+CREDENTIALS = "/api/cloud/storage/credentials"
 READ_CHUNK = 1024 * 1024
 
 
@@ -143,6 +144,13 @@ _METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE"]
 @router.api_route(s3.PREFIX, methods=_METHODS, include_in_schema=False)
 @router.api_route(s3.PREFIX + "/{rest:path}", methods=_METHODS, include_in_schema=False)
 async def s3_endpoint(request: Request) -> Response:
+    path = request.scope["path"]
+    if path == CREDENTIALS or path.startswith(CREDENTIALS + "/"):
+        # `credentials` is this API's, not a bucket: another method there is a plain 405.
+        allowed = "GET, POST" if path == CREDENTIALS else "DELETE"
+        refused = envelope(405, "method_not_allowed", "Method Not Allowed")
+        refused.headers["Allow"] = allowed
+        return refused
     ctx = get_context(request)
     raw_query = request.scope.get("query_string", b"").decode("latin-1")
     # Requests from S3 clients (signed, also with a signature we refuse) get S3's XML errors.

@@ -18,6 +18,8 @@ META_DIR = ".ct~meta"
 # The metadata of a key that ends in "/" (a folder marker), inside that folder's META_DIR.
 DIR_MARKER = ".ct~dir"
 MAX_KEY_BYTES = 1024
+# Paths of this API under the endpoint (/api/cloud/storage/credentials), never buckets.
+RESERVED_BUCKETS = frozenset({"credentials"})
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -30,9 +32,15 @@ class InvalidNameError(InvalidInputError):
 def check_bucket(bucket: str) -> str:
     """S3's rules: 3-63 of lowercase letters, digits, hyphens and dots; a letter or digit at
     both ends; no `..`, no IPv4 address."""
-    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+    if (
+        not _BUCKET.match(bucket)
+        or ".." in bucket
+        or _IPV4.match(bucket)
+        or bucket in RESERVED_BUCKETS
+    ):
         raise InvalidNameError(
-            "bucket names are 3-63 lowercase letters, digits, hyphens and dots",
+            "bucket names are 3-63 lowercase letters, digits, hyphens and dots "
+            "('credentials' is reserved)",
             code="InvalidBucketName",
         )
     return bucket
