@@ -255,3 +255,15 @@ async def test_a_job_waiting_for_its_outputs_is_not_cancelled_by_its_cost_cap(
     apply_provider_status(ctx, load(ctx), SUCCESS)
     assert await Reconciler(ctx)._enforce_cost_caps([load(ctx)]) == 0
     assert load(ctx).status == JobStatus.RUNNING
+
+
+async def test_a_success_listing_no_files_completes_with_the_reason(ctx: Context) -> None:
+    removed = ProviderStatus(status=JobStatus.COMPLETED, outputs=None)
+    apply_provider_status(ctx, running_job(ctx), removed)
+    assert load(ctx).status == JobStatus.RUNNING
+    one = worker.OutputsWorker(ctx)
+    await one.run_pass()
+    await one.idle()
+    job = load(ctx)
+    assert job.status == JobStatus.COMPLETED and job.outputs == []
+    assert "listed no output files" in job.metadata["delivery_error"]

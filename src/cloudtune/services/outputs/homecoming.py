@@ -71,8 +71,9 @@ def homecoming(ctx: Context, job: Job, status: ProviderStatus) -> Homecoming | N
     provider = provider_of(ctx, job)
     if provider is None or status.status != JobStatus.COMPLETED or job.is_terminal:
         return None
-    urls = provider.output_urls(status.outputs or [])
-    return Homecoming(urls, status.completed_at) if urls else None
+    # No links at all is planned too: the delivery then says so (the provider may have removed
+    # them already), rather than the job completing with nothing and no word.
+    return Homecoming(provider.output_urls(status.outputs or []), status.completed_at)
 
 
 def is_planned(ctx: Context, job_id: str) -> bool:
@@ -116,7 +117,12 @@ async def deliver(ctx: Context, delivery: Delivery) -> str | None:
     provider = provider_of(ctx, job) if job is not None else None
     errors: list[str] = []
     claims = delivery.attempts - int(settings.get("attempts_at_plan") or 0)
-    if claims > MAX_CLAIMS:
+    if not urls:
+        errors.append(
+            "the provider listed no output files; they may have been removed already (its "
+            "links expire some time after the job ends)"
+        )
+    elif claims > MAX_CLAIMS:
         errors.append(f"given up after {MAX_CLAIMS} tries that ended without an answer")
     elif provider is None:
         errors.append("this server can no longer fetch this provider's outputs")
