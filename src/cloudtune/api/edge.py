@@ -85,11 +85,12 @@ class Edge:
 
 
 STORAGE_PREFIX = "/api/cloud/storage/"
+STORAGE_CREDENTIALS = STORAGE_PREFIX + "credentials"  # this API's own path, not a bucket
 
 
 def _drop_trailing_slash(scope: Scope) -> None:
     path: str = scope["path"]
-    if path.startswith(STORAGE_PREFIX):
+    if path.startswith(STORAGE_PREFIX) and not path.startswith(STORAGE_CREDENTIALS):
         return
     if len(path) > 1 and path.endswith("/") and not path.endswith("//"):
         scope["path"] = path[:-1]

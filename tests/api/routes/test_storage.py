@@ -78,7 +78,7 @@ class TestCredentials:
         s3 = s3_client(client, made)
         await off_loop(lambda: s3.put_object(Bucket="outputs", Key="k.txt", Body=b"hi"))
 
-        listed = (await client.get("/api/cloud/storage/credentials")).json()["credentials"]
+        listed = (await client.get("/api/cloud/storage/credentials/")).json()["credentials"]
         assert [c["access_key_id"] for c in listed] == [made["access_key_id"]]
         assert made["secret_access_key"] not in str(listed)
 
