@@ -85,7 +85,7 @@ class Edge:
 
 
 STORAGE_PREFIX = "/api/cloud/storage/"
-STORAGE_CREDENTIALS = STORAGE_PREFIX + "credentials"  # this API's own path, not a bucket
+STORAGE_CREDENTIALS = STORAGE_PREFIX + "credentials/"  # this API's own path, not a bucket
 
 
 def _drop_trailing_slash(scope: Scope) -> None:
