@@ -82,6 +82,12 @@ class Principal:
             self.require("job.view.own")
         raise job_not_found(job.job_id)
 
+    @property
+    def storage_prefix(self) -> str:
+        """Where this caller's objects live in each bucket of the built-in S3 endpoint: its
+        own `<username>/`, or anywhere for an admin."""
+        return "" if self.permissions >= ALL_PERMISSIONS else f"{self.name}/"
+
     def require_on_job(self, action: str, job: Job) -> None:
         """`action` is cancel or delete: own jobs need `.own` or `.all`, others' need `.all`."""
         self.require_visible(job)

@@ -147,6 +147,16 @@ def _check_dataset_entry(index: int, entry: Any) -> None:
     dataset_id = entry.get("id")
     if dataset_id is not None and not isinstance(dataset_id, str):
         raise InvalidInputError(f"{where}.id must be a string", code="invalid_dataset")
+    shorthand = entry.get("dataset")
+    if shorthand is not None:
+        # `"dataset": "<name>"`: a dataset uploaded to the built-in S3 endpoint's datasets
+        # bucket, the same as `"instance_data_dir": "s3://datasets/<name>"`.
+        if not isinstance(shorthand, str) or not shorthand.strip() or "instance_data_dir" in entry:
+            raise InvalidInputError(
+                f"{where}.dataset must be a dataset name, and not beside instance_data_dir",
+                code="invalid_dataset",
+            )
+        entry["instance_data_dir"] = "s3://datasets/" + entry.pop("dataset").strip()
     dataset_type = entry.get("dataset_type", "image")
     backend = entry.get("type", "local")
     needs_dir = backend == "local" and dataset_type not in ("text_embeds", "image_embeds")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloudtune.errors import InvalidInputError
-from cloudtune.services.file_access import FileAccessPolicy
+from cloudtune.services.file_access import DATASETS_URL, FileAccessPolicy
 from cloudtune.services.packaging import IMAGE_SUFFIXES, DatasetScan
 
 
@@ -19,10 +19,25 @@ def resolve_dataset_paths(
         if not any(entry is d for d in local):
             continue
         name = entry.get("id") or f"dataloader_config[{index}]"
-        raw = str(entry["instance_data_dir"])
-        entry["instance_data_dir"] = str(
-            policy.dataset_folder(raw, f"dataset '{name}': instance_data_dir")
+        what = f"dataset '{name}': instance_data_dir"
+        raw = _uploaded(str(entry["instance_data_dir"]), policy, what)
+        entry["instance_data_dir"] = str(policy.dataset_folder(raw, what))
+
+
+def _uploaded(raw: str, policy: FileAccessPolicy, what: str) -> str:
+    """`s3://datasets/<name>`: the caller's dataset of that name in the built-in S3 endpoint's
+    datasets bucket (under their own prefix), as a folder path."""
+    if not raw.startswith(DATASETS_URL):
+        return raw
+    name = raw.removeprefix(DATASETS_URL).strip("/")
+    parts = name.split("/")
+    if not name or any(p in ("", ".", "..") for p in parts) or "\\" in name or "\0" in name:
+        raise InvalidInputError(
+            f"{what}: {raw!r} must name a dataset as s3://datasets/<name>",
+            code="invalid_dataset",
         )
+    assert policy.uploaded_datasets is not None
+    return str(policy.uploaded_datasets.joinpath(*parts))
 
 
 def require_images(scan: DatasetScan) -> None:

@@ -25,6 +25,11 @@ from cloudtune.domain.training import TrainingSpec, path_fields
 from cloudtune.errors import InvalidInputError
 from cloudtune.settings import Settings
 
+# The bucket of the built-in S3 endpoint that users upload datasets into; a dataloader names
+# one as `s3://datasets/<name>` (or `"dataset": "<name>"`).
+DATASETS_BUCKET = "datasets"
+DATASETS_URL = f"s3://{DATASETS_BUCKET}/"
+
 
 class PathNotAllowedError(InvalidInputError):
     code = "path_not_allowed"
@@ -43,6 +48,9 @@ class FileAccessPolicy:
     # Relative dataset paths: from the first data root, or the working folder with no users.
     read_base: Path
     uid: int
+    # The caller's own datasets in the built-in S3 endpoint's `datasets` bucket (s3://datasets/
+    # names): read like a data root, though inside the server's home.
+    uploaded_datasets: Path | None = None
 
     @classmethod
     def for_caller(cls, settings: Settings, caller: Principal) -> FileAccessPolicy:
@@ -62,7 +70,12 @@ class FileAccessPolicy:
             own_outputs = output_root if admin else write_base
             read_roots = (configured or (_real(settings.datasets_dir),)) + (own_outputs,)
             write_roots = (output_root,) if admin else (write_base,)
-        exempt = tuple(p for p in (output_root, _real(settings.datasets_dir)) if _under(p, home))
+        uploaded = _real(settings.storage_dir / DATASETS_BUCKET / caller.storage_prefix)
+        if read_roots is not None:
+            read_roots = (*read_roots, uploaded)
+        exempt = tuple(
+            p for p in (output_root, _real(settings.datasets_dir), uploaded) if _under(p, home)
+        )
         return cls(
             read_roots=read_roots,
             write_base=write_base,
@@ -71,6 +84,7 @@ class FileAccessPolicy:
             home_exempt=exempt,
             read_base=read_roots[0] if read_roots and configured else Path.cwd(),
             uid=os.getuid(),
+            uploaded_datasets=uploaded,
         )
 
     # -- questions --------------------------------------------------------------------------

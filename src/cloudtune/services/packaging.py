@@ -25,6 +25,7 @@ from typing import Any
 
 from cloudtune.errors import InvalidInputError, PayloadTooLargeError
 from cloudtune.services.file_access import FileAccessPolicy
+from cloudtune.services.storage.names import META_DIR
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
 EXCLUDED_DIRS = frozenset({".git", ".aws", ".ssh", "__pycache__", ".gnupg", ".azure"})
@@ -150,6 +151,10 @@ def scan_datasets(
         scan.datasets.append(stats)
         for directory, dirnames, filenames in os.walk(root, followlinks=False):
             here = Path(directory)
+            if META_DIR in dirnames:
+                # The built-in S3 endpoint's metadata beside the objects of an uploaded
+                # dataset: the server's own bookkeeping, not a file of the dataset.
+                dirnames.remove(META_DIR)
             for name in sorted(dirnames):
                 path = here / name
                 label = f"{dataset_id}/{printable(path.relative_to(root).as_posix())}/"

@@ -107,7 +107,7 @@ def is_admin(caller: Principal) -> bool:
 
 def own_prefix(caller: Principal) -> str:
     """Where a non-admin's keys and reads are confined: `<username>/`."""
-    return "" if is_admin(caller) else f"{caller.name}/"
+    return caller.storage_prefix
 
 
 def _new_pair() -> tuple[str, str]:
