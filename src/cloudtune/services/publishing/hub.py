@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi
-
 from cloudtune.domain.publishing import HubTarget
 from cloudtune.services.publishing.files import output_files
 
@@ -22,6 +20,10 @@ def hub_endpoint() -> str | None:
 
 def publish_to_hub(folder: Path, target: HubTarget, *, token: str, job_id: str) -> str:
     """The repository's URL once the commit is made."""
+    # Imported on the first publish, not when the server starts (a server that never
+    # publishes to the Hub does not load it).
+    from huggingface_hub import CommitOperationAdd, HfApi
+
     files = output_files(folder)
     if not files:
         raise FileNotFoundError("the job's output folder holds no files to publish")

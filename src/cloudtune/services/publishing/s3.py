@@ -4,20 +4,27 @@ under `<prefix>/<job id>/`, large ones in parts (the transfer manager's multipar
 from __future__ import annotations
 
 from pathlib import Path
-
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
+from typing import TYPE_CHECKING
 
 from cloudtune.domain.publishing import S3Target
 from cloudtune.services.publishing.files import output_files
 
+if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+
 MIB = 1024 * 1024
-# Parts of 16 MiB from 64 MiB up: 10,000 parts (S3's limit) reach 156 GiB, past any LoRA or
-# full checkpoint this server trains; 4 parts in flight bound the memory to about 64 MiB.
-TRANSFER = TransferConfig(
-    multipart_threshold=64 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4
-)
+
+
+def default_transfer() -> TransferConfig:
+    """Parts of 16 MiB from 64 MiB up: 10,000 parts (S3's limit) reach 156 GiB, past any LoRA
+    or full checkpoint this server trains; 4 parts in flight bound the memory to about 64 MiB.
+    boto3 is imported here, on the first publish, not when the server starts: it is some
+    10 MiB a server that never publishes to S3 does not need."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=64 * MIB, multipart_chunksize=16 * MIB, max_concurrency=4
+    )
 
 
 def key_base(target: S3Target, job_id: str) -> str:
@@ -31,9 +38,12 @@ def publish_to_s3(
     access_key_id: str,
     secret_access_key: str,
     job_id: str,
-    transfer: TransferConfig = TRANSFER,
+    transfer: TransferConfig | None = None,
 ) -> str:
     """The `s3://bucket/prefix/job/` URL the files went under."""
+    import boto3
+    from botocore.config import Config
+
     files = output_files(folder)
     if not files:
         raise FileNotFoundError("the job's output folder holds no files to publish")
@@ -56,6 +66,7 @@ def publish_to_s3(
         ),
     )
     base = key_base(target, job_id)
+    parts = transfer or default_transfer()
     for f in files:
-        client.upload_file(str(f.path), target.bucket, f"{base}/{f.relpath}", Config=transfer)
+        client.upload_file(str(f.path), target.bucket, f"{base}/{f.relpath}", Config=parts)
     return f"s3://{target.bucket}/{base}/"

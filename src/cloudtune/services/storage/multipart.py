@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from xml.etree import ElementTree
 
 from cloudtune.services.storage import errors
@@ -168,7 +169,7 @@ def complete(root: Path, upload: Upload, wanted: list[tuple[int, str]]) -> Objec
             for part in chosen:
                 joined.update(bytes.fromhex(part.etag.strip('"')))
                 with open(upload.folder / f"part-{part.number:05d}", "rb") as src:
-                    shutil.copyfileobj(src, out, COPY_BUFFER)
+                    _append(src, out, part.size)
                 size += part.size
             out.flush()
             os.fsync(out.fileno())
@@ -182,6 +183,24 @@ def complete(root: Path, upload: Upload, wanted: list[tuple[int, str]]) -> Objec
     )
     abort(upload)
     return info
+
+
+def _append(src: BinaryIO, out: BinaryIO, size: int) -> None:
+    """Copy a part to the end of the object in the kernel (copy_file_range: no pass through
+    this process's memory, and a reflink where the filesystem has them), or by reading and
+    writing where the kernel cannot."""
+    left = size
+    try:
+        while left > 0:
+            copied = os.copy_file_range(src.fileno(), out.fileno(), left)
+            if copied == 0:
+                break
+            left -= copied
+    except OSError:
+        pass  # another filesystem, or no such call: copy the rest by hand
+    if left > 0:
+        src.seek(size - left)
+        shutil.copyfileobj(src, out, COPY_BUFFER)
 
 
 def _sweep(uploads: Path) -> None:

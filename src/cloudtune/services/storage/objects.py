@@ -30,7 +30,7 @@ from cloudtune.services.storage.names import (
     object_path,
 )
 
-WRITE_BATCH = 1024 * 1024
+WRITE_BATCH = 512 * 1024
 DEFAULT_TYPE = "binary/octet-stream"
 
 
@@ -84,8 +84,13 @@ async def receive_to_temp(
     pending: list[bytes] = []
     pending_size = 0
 
+    # Hashing happens with the write, off the event loop: hashlib lets go of the GIL for
+    # buffers this size, so concurrent uploads hash on every core while the loop receives.
     def flush(chunks: list[bytes], final: bool) -> None:
         for chunk in chunks:
+            md5.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
             handle.write(chunk)
         if final:
             handle.flush()
@@ -97,9 +102,6 @@ async def receive_to_temp(
             size += len(chunk)
             if size > max_bytes:
                 raise errors.too_large(max_bytes)
-            md5.update(chunk)
-            if sha is not None:
-                sha.update(chunk)
             pending.append(chunk)
             pending_size += len(chunk)
             if pending_size >= WRITE_BATCH:
