@@ -23,6 +23,7 @@ from cloudtune.errors import InvalidInputError
 from cloudtune.services import jobs as job_service
 from cloudtune.services.cache import VersionedCache
 from cloudtune.services.context import Context
+from cloudtune.services.publishing.state import publish_fields_of_jobs
 from cloudtune.store.jobs import JobFilter
 
 LIST_PATH = "/api/cloud/jobs"
@@ -111,13 +112,15 @@ async def read_jobs(request: Request, job_id: str | None) -> bytes:
 
 def _list_body(ctx: Context, caller: Principal, flt: JobFilter, limit: int, offset: int) -> bytes:
     page = job_service.list_jobs(ctx, caller, flt, limit=limit, offset=offset)
-    jobs = [job_to_dict(job) for job in page.jobs]
+    published = publish_fields_of_jobs(ctx, page.jobs)
+    jobs = [job_to_dict(job, extra=published[job.job_id]) for job in page.jobs]
     return orjson.dumps({"jobs": jobs, "total": page.total, "limit": limit, "offset": offset})
 
 
 def _job_body(ctx: Context, caller: Principal, job_id: str) -> bytes:
     job = job_service.get_job(ctx, caller, job_id)
-    return orjson.dumps({"job": job_to_dict(job, with_snapshot=True)})
+    published = publish_fields_of_jobs(ctx, [job])[job.job_id]
+    return orjson.dumps({"job": job_to_dict(job, with_snapshot=True, extra=published)})
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -115,6 +116,14 @@ class JobOut(BaseModel):
         default=None,
         description="Why a remote job's outputs did not all come home (the job still completed;"
         " POST .../outputs/retry tries again).",
+    )
+    publish: dict[str, Any] | None = Field(
+        default=None,
+        description="Where the job publishes (hub, s3), each with its status, target and error.",
+    )
+    publish_error: str | None = Field(
+        default=None,
+        description="The failed publish targets' errors (POST .../publish/retry tries again).",
     )
     queue_position: int | None
     metadata: dict[str, Any]
@@ -395,8 +404,11 @@ def iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
-    """The public JSON of a job: no provider handle, no token, no secret."""
+def job_to_dict(
+    job: Job, *, with_snapshot: bool = False, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The public JSON of a job: no provider handle, no token, no secret. `extra`: fields read
+    beside the job (its publish state)."""
     data: dict[str, Any] = {
         "job_id": job.job_id,
         "job_type": job.job_type.value,
@@ -439,4 +451,6 @@ def job_to_dict(job: Job, *, with_snapshot: bool = False) -> dict[str, Any]:
                 **data["metadata"],
                 "runtime_config": job.config_snapshot["config"],
             }
+    if extra:
+        data.update(extra)
     return data

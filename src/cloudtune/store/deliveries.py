@@ -248,3 +248,19 @@ def any_ready(
         select(_deliveries.c.job_id).where(_deliveries.c.kind.in_(wanted), ready).limit(1)
     ).first()
     return found is not None
+
+
+def deliveries_of_jobs(session: Session, job_ids: Iterable[str]) -> dict[str, list[Delivery]]:
+    """The deliveries of each of these jobs, in one query (a page of the job list)."""
+    wanted = list(job_ids)
+    found: dict[str, list[Delivery]] = {job_id: [] for job_id in wanted}
+    if not wanted:
+        return found
+    rows = session.scalars(
+        select(JobDeliveryModel)
+        .where(JobDeliveryModel.job_id.in_(wanted))
+        .order_by(JobDeliveryModel.job_id, JobDeliveryModel.kind)
+    )
+    for row in rows:
+        found[row.job_id].append(_to_delivery(row))
+    return found

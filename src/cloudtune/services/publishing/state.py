@@ -3,13 +3,13 @@ retry of what failed (`POST .../publish/retry`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cloudtune.domain.deliveries import Delivery, DeliveryKind, DeliveryStatus
-from cloudtune.domain.jobs import JobStatus
+from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import ConflictError, job_not_found
 from cloudtune.services.context import Context
@@ -122,3 +122,13 @@ def retry_publish(ctx: Context, caller: Principal, job_id: str) -> PublishState:
             delivery_store.plan(session, job_id, d.kind, at=ctx.clock())
         found = delivery_store.deliveries_of(session, job_id)
     return publish_state(job_id, job.status, found)
+
+
+def publish_fields_of_jobs(ctx: Context, jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
+    """`publish_fields` of each job of a page, read in one query."""
+    with ctx.db.read() as session:
+        found = delivery_store.deliveries_of_jobs(session, [job.job_id for job in jobs])
+    return {
+        job.job_id: publish_fields(publish_state(job.job_id, job.status, found[job.job_id]))
+        for job in jobs
+    }
