@@ -91,7 +91,9 @@ def part_number(raw: str) -> int:
 async def receive_part(
     upload: Upload, number: int, body: AsyncIterator[bytes], *, max_bytes: int, want_sha256: bool
 ) -> Written:
-    return await receive_to_temp(body, upload.folder, max_bytes=max_bytes, want_sha256=want_sha256)
+    return await receive_to_temp(
+        body, upload.folder, max_bytes=max_bytes, want_sha256=want_sha256, durable=False
+    )
 
 
 def keep_part(upload: Upload, number: int, written: Written) -> Part:
@@ -169,6 +171,10 @@ def complete(root: Path, upload: Upload, wanted: list[tuple[int, str]]) -> Objec
             for part in chosen:
                 joined.update(bytes.fromhex(part.etag.strip('"')))
                 with open(upload.folder / f"part-{part.number:05d}", "rb") as src:
+                    # A part is not synced when received (the object is, below): after a
+                    # crash its file may be short, which its recorded size tells.
+                    if os.fstat(src.fileno()).st_size != part.size:
+                        raise errors.invalid_part(f"part {part.number} was lost; upload it again")
                     _append(src, out, part.size)
                 size += part.size
             out.flush()

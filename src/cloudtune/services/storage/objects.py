@@ -71,10 +71,17 @@ def _make_folder(folder: Path) -> None:
 
 
 async def receive_to_temp(
-    body: AsyncIterator[bytes], folder: Path, *, max_bytes: int, want_sha256: bool
+    body: AsyncIterator[bytes],
+    folder: Path,
+    *,
+    max_bytes: int,
+    want_sha256: bool,
+    durable: bool = True,
 ) -> Written:
     """Stream `body` into a new temp file in `folder`; the caller renames or removes it.
-    Over `max_bytes`, a failure or a disconnect (the iterator raising) removes the temp file."""
+    Over `max_bytes`, a failure or a disconnect (the iterator raising) removes the temp file.
+    `durable`: on disk (fsync) before this returns; a multipart part is not, as its object is
+    when the upload completes, and completion checks each part's size first."""
     await anyio.to_thread.run_sync(_make_folder, folder)
     temp = temp_in(folder)
     handle = await anyio.to_thread.run_sync(lambda: open(temp, "xb"))  # noqa: SIM115
@@ -94,7 +101,8 @@ async def receive_to_temp(
             handle.write(chunk)
         if final:
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
             handle.close()
 
     try:
