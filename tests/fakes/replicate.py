@@ -147,7 +147,7 @@ class FakeReplicate:
         run_for: float = 1.5,
         final_status: str = "succeeded",
         max_file_bytes: int = MAX_FILE_BYTES,
-        output_ttl: float = 5.0,
+        output_ttl: float = 10.0,
         weights_bytes: int = 3 * 1024 * 1024 + 17,
     ) -> None:
         self.token = token
@@ -246,7 +246,9 @@ class FakeReplicate:
 
     # -- faults and auth ------------------------------------------------------------------
 
-    async def _gate(self, request: Request) -> Response | None:
+    async def _gate(self, request: Request, *, api: bool = True) -> Response | None:
+        """Auth, `fail_paths`, then (for the API, not the file host: another service) the
+        random faults."""
         self.calls[f"{request.method} {request.url.path}"] += 1
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
@@ -254,7 +256,7 @@ class FakeReplicate:
             return problem(401, "Invalid token.")
         if request.url.path in self.fail_paths:
             return problem(*self.fail_paths[request.url.path])
-        if self.faults.rate and random.random() < self.faults.rate:
+        if api and self.faults.rate and random.random() < self.faults.rate:
             kind = random.choice(self.faults.kinds)
             if kind == "429":
                 return JSONResponse(
@@ -430,7 +432,7 @@ class FakeReplicate:
     async def deliver_file(self, request: Request) -> Response:
         """An output file, as the file host serves it (token required, Range, expiry)."""
         self.downloads.append((request.url.path, request.headers.get("range")))
-        refused = await self._gate(request)
+        refused = await self._gate(request, api=False)
         if refused:
             return refused
         prediction = self.predictions.get(request.path_params["pid"])

@@ -79,11 +79,12 @@ class Reconciler:
         # The leased jobs this replica held at its last claim: readers' asks about other jobs
         # are another replica's to answer, so they neither wake nor wait for a pass here.
         self._held: set[str] = set()
-        # Remote jobs' outputs brought home (services/outputs): claimed each pass.
+        # Remote jobs' outputs brought home (services/outputs), in a loop of its own.
         self.outputs = OutputsWorker(ctx)
 
     def wake(self) -> None:
         self._wake.set()
+        self.outputs.wake()
 
     @property
     def passes_done(self) -> int:
@@ -117,6 +118,7 @@ class Reconciler:
             if isinstance(provider, RunsInBackground):
                 await provider.start(self.wake)
         self._task = asyncio.create_task(self._run(), name="reconciler")
+        await self.outputs.start()
 
     async def stop(self) -> None:
         """Stop polling and give this replica's leases back, so another replica polls its
@@ -202,10 +204,6 @@ class Reconciler:
             await self._reconcile(None, everything=False)
         except Exception:  # the loop must survive one bad pass
             log.exception("reconcile pass failed")
-        try:
-            await self.outputs.run_pass()
-        except Exception:
-            log.exception("outputs pass failed")
         finally:
             self._passes_done += 1
             async with self._pass_ended:

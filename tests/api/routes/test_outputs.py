@@ -257,7 +257,7 @@ async def _wait_delivery(client: httpx.AsyncClient, job_id: str) -> dict[str, An
         listing: dict[str, Any] = (await client.get(f"/api/cloud/jobs/{job_id}/outputs")).json()
         if listing["delivery"]["status"] in ("done", "failed"):
             return listing
-        await reconciler.run_pass()
+        await reconciler.outputs.run_pass()
         await reconciler.outputs.idle()
     raise AssertionError("the delivery did not end")
 

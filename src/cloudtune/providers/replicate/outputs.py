@@ -259,4 +259,4 @@ def _refusal(shown: str, status: int) -> str:
 def _shown(url: str) -> str:
     """A link as errors show it: no query string (signed links carry credentials there)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"[:300]
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"[:300]

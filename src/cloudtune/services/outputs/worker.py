@@ -1,7 +1,10 @@
-"""Each replica's share of the outputs deliveries: every reconcile pass claims the ones ready
-(pending, or running under a claim that ran out: a replica died mid-download) up to a few at a
-time, and downloads each in its own task so a large file never holds up the reconcile loop.
-A download keeps its claim alive with heartbeats; on a clean stop the claims are handed back."""
+"""Each replica's share of the outputs deliveries: a loop of its own (every reconcile interval,
+or at once when woken: a delivery planned, a download done) claims the ones ready (pending, or
+running under a claim that ran out: a replica died mid-download) up to a few at a time, and
+downloads each in its own task. It is apart from the reconcile loop on purpose: a pass slowed by
+a slow provider API must not hold files back until their links expire, nor a large file hold up
+the polls. A download keeps its claim alive with heartbeats; on a clean stop the claims are
+handed back."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from cloudtune.store import deliveries
 log = logging.getLogger(__name__)
 
 # Downloads at once per replica (each streams in constant memory; disk and bandwidth bound).
-CONCURRENCY = 2
+CONCURRENCY = 4
 # A claim not renewed for this long is another replica's to take (heartbeats come far sooner).
 CLAIM = timedelta(minutes=2)
 
@@ -27,6 +30,25 @@ class OutputsWorker:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.create_task(self._run(), name="outputs")
+
+    async def _run(self) -> None:
+        interval = self._ctx.settings.reconcile_interval_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            self._wake.clear()
+            try:
+                await self.run_pass()
+            except Exception:  # the loop must survive one bad pass (a database blip)
+                log.exception("outputs pass failed")
 
     async def run_pass(self) -> int:
         """Claim what is ready and start downloading it; the deliveries started."""
@@ -53,6 +75,10 @@ class OutputsWorker:
             self._tasks = {job_id: t for job_id, t in self._tasks.items() if not t.done()}
 
     async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
         for task in self._tasks.values():
             task.cancel()
         for job_id, task in self._tasks.items():
@@ -72,6 +98,8 @@ class OutputsWorker:
         except Exception:  # the claim runs out and another pass tries again
             log.exception("job %s: outputs delivery failed", delivery.job_id)
             return
+        finally:
+            self._wake.set()  # a slot is free: take the next one now
         if error:
             log.warning("job %s: outputs not all home: %s", delivery.job_id, error)
 
