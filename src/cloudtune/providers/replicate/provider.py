@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
-import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,13 +49,13 @@ from cloudtune.providers.replicate.profiles import (
     replicate_sku,
 )
 from cloudtune.providers.replicate.settings import ReplicateSettings
+from cloudtune.providers.replicate.webhook_secret import WebhookSecretCache
 from cloudtune.settings import Settings
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/webhooks/replicate"
 WEBHOOK_EVENTS = ["start", "output", "logs", "completed"]
-_SECRET_TTL = 300.0
 # After a failed fetch of the webhook secret, webhooks are refused this long without asking
 # Replicate again. Replicate retries a final webhook for about a minute, so a short outage
 # loses nothing that polling would not find anyway.
@@ -81,10 +78,7 @@ class ReplicateProvider:
         self._breaker = CircuitBreaker()
         self._client: ReplicateClient | None = None
         self._client_token: str | None = None
-        # (token, fetched at, secret) and (token, failed at), on the monotonic clock.
-        self._secret: tuple[str, float, str] | None = None
-        self._secret_failure: tuple[str, float] | None = None
-        self._secret_lock = asyncio.Lock()
+        self._webhook_secrets = WebhookSecretCache(self.name)
         self._downloads: httpx.AsyncClient | None = None
 
     # -- the Provider protocol --------------------------------------------------------------
@@ -233,55 +227,12 @@ class ReplicateProvider:
     # -- webhooks and the rest of the API ---------------------------------------------------
 
     async def webhook_secret(self) -> str:
-        """The account's webhook signing secret, cached for `_SECRET_TTL`.
-
-        Webhooks ask for it and anyone can send one, so Replicate is asked at most once at a
-        time (concurrent webhooks wait for that one answer), and a failed fetch is remembered
-        for `secret_retry_seconds`: until then webhooks are refused with 503 (Replicate retries
-        the final one; the reconciler polls the rest) without calling Replicate. Both are per
-        token, so a newly saved token starts afresh."""
-        token = self._token()
-        cached = self._cached_secret(token)
-        if cached is not None:
-            return cached
-        async with self._secret_lock:
-            cached = self._cached_secret(token)  # fetched while this one waited
-            if cached is not None:
-                return cached
-            try:
-                secret = await self._api().default_webhook_secret()
-            except ReplicateError as exc:
-                log.warning(
-                    "replicate: the webhook secret could not be fetched (%s); webhooks are "
-                    "refused for %.0f s",
-                    exc,
-                    self.secret_retry_seconds,
-                )
-                self._secret_failure = (token, time.monotonic())
-                raise self._secret_unavailable() from None
-            self._secret = (token, time.monotonic(), secret)
-            self._secret_failure = None
-            return secret
-
-    def _cached_secret(self, token: str) -> str | None:
-        """The cached secret; raises while a failed fetch for this token is remembered."""
-        now = time.monotonic()
-        if self._secret and self._secret[0] == token and now - self._secret[1] < _SECRET_TTL:
-            return self._secret[2]
-        failure = self._secret_failure
-        if failure and failure[0] == token and now - failure[1] < self.secret_retry_seconds:
-            raise self._secret_unavailable()
-        return None
-
-    def _secret_unavailable(self) -> ProviderUnavailableError:
-        # Webhook callers are anonymous: what failed (and where) goes to the log, not to them.
-        retry = self.secret_retry_seconds
-        if self._secret_failure is not None:
-            retry -= time.monotonic() - self._secret_failure[1]
-        return ProviderUnavailableError(
-            "the Replicate webhook secret is unavailable; webhooks are refused for now",
-            provider=self.name,
-            retry_after_seconds=max(1, math.ceil(retry)),
+        """The account's webhook signing secret (webhook_secret.py: cached, fetched once at a
+        time, a failure remembered for `secret_retry_seconds`)."""
+        return await self._webhook_secrets.get(
+            self._token(),
+            lambda: self._api().default_webhook_secret(),
+            retry_seconds=self.secret_retry_seconds,
         )
 
     def parse_webhook(self, payload: dict[str, Any]) -> tuple[str, ProviderStatus]:
