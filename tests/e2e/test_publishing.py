@@ -16,7 +16,7 @@ import httpx
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from tests.api.routes.test_auth import bearer, setup_admin
+from tests.api.routes.test_auth import add_user, bearer, setup_admin
 from tests.api.routes.test_jobs import assert_envelope, wait_for_status
 from tests.conftest import free_port
 from tests.factories import job_body, make_dataset
@@ -265,3 +265,28 @@ async def test_publishing_defaults_need_provider_manage(client: httpx.AsyncClien
         assert_envelope(answer, 403)
     assert_envelope(await client.get("/api/cloud/publishing"), 401)
     assert (await client.get("/api/cloud/publishing", headers=bearer(admin))).status_code == 200
+
+
+async def test_the_servers_hub_token_serves_only_the_saved_repository_for_a_researcher(
+    client: httpx.AsyncClient,
+    body: dict[str, Any],
+    hub: FakeHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_server_environment_token")
+    admin = await setup_admin(client)
+    saved = await client.put(
+        "/api/cloud/publishing",
+        headers=bearer(admin),
+        json={"hub": {"repo_id": "admin-org/team-lora", "token": HUB_TOKEN}},
+    )
+    assert saved.status_code == 200, saved.text
+    researcher = bearer(await add_user(client, admin, "olga", "researcher"))
+    elsewhere = body | {"publish": {"hub": {"repo_id": "admin-org/prod-model"}}}
+
+    for path in ("/api/cloud/jobs/preview", "/api/cloud/jobs/submit"):
+        refused = await client.post(path, json=elsewhere, headers=researcher)
+        assert_envelope(refused, 400, "invalid_publish")
+        assert "publish.hub.token" in refused.text
+        _assert_no_secret(refused.text)
+    assert (await client.get("/api/cloud/jobs", headers=bearer(admin))).json()["jobs"] == []

@@ -32,7 +32,7 @@ def ctx(settings: Settings, db: Database) -> Context:
 def _submit(
     ctx: Context, outputs: Path, raw: dict[str, object] | None, **job: object
 ) -> tuple[str, publishing.JobPublish | None]:
-    publish = publishing.for_submit(ctx, raw)
+    publish = publishing.for_submit(ctx, LOCAL_ADMIN, raw)
     made = make_job(output_url=str(outputs), **job)
     insert_job(ctx, LOCAL_ADMIN, made, None, (), publish)
     return made.job_id, publish
@@ -164,8 +164,8 @@ def test_a_submit_without_a_token_is_refused(
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(InvalidInputError) as refused:
-        publishing.for_submit(ctx, {"hub": {"repo_id": "me/lora"}})
+        publishing.for_submit(ctx, LOCAL_ADMIN, {"hub": {"repo_id": "me/lora"}})
     assert refused.value.extra["field"] == "publish.hub.token"
     with pytest.raises(InvalidInputError) as no_keys:
-        publishing.for_submit(ctx, {"s3": {"bucket": "models"}})
+        publishing.for_submit(ctx, LOCAL_ADMIN, {"s3": {"bucket": "models"}})
     assert no_keys.value.extra["field"] == "publish.s3"

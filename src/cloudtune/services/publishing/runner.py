@@ -25,6 +25,7 @@ from cloudtune.services.publishing.files import scrub
 from cloudtune.services.publishing.hub import publish_to_hub
 from cloudtune.services.publishing.s3 import publish_to_s3
 from cloudtune.services.publishing.state import PUBLISH_KINDS
+from cloudtune.services.publishing.submit import may_use_server_token
 from cloudtune.store import deliveries as delivery_store
 from cloudtune.store import jobs as job_store
 
@@ -141,7 +142,11 @@ class PublishRunner:
         if delivery.kind == DeliveryKind.HUB:
             hub = PublishSettings(hub=hub_from_public(delivery.settings)).with_secrets(given).hub
             assert hub is not None
-            token = hub.token or (saved.hub.token if saved.hub else None) or environment_token()
+            token = hub.token
+            anywhere = bool(delivery.settings.get("server_token_anywhere"))
+            # Checked again here: the defaults may have moved to another repository since.
+            if not token and may_use_server_token(saved.hub, hub.repo_id, anywhere=anywhere):
+                token = (saved.hub.token if saved.hub else None) or environment_token()
             secrets.append(token)
             if not token:
                 raise PublishError(

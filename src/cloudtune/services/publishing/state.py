@@ -18,6 +18,8 @@ from cloudtune.store import jobs as job_store
 
 PUBLISH_KINDS = (DeliveryKind.HUB, DeliveryKind.S3)
 SKIPPED = "skipped"  # the job did not complete: nothing is published
+# Kept with a delivery for the runner, not shown with the job.
+_INTERNAL = frozenset({"from_defaults", "server_token_anywhere"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ def publish_state(
         status = d.status.value
         if d.status == DeliveryStatus.PENDING and job_status.is_terminal:
             status = SKIPPED if job_status != JobStatus.COMPLETED else status
-        settings = {k: v for k, v in d.settings.items() if k != "from_defaults"}
+        settings = {k: v for k, v in d.settings.items() if k not in _INTERNAL}
         targets.append(
             TargetState(
                 d.kind.value, status, d.target, d.error, d.attempts, settings, d.updated_at

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from cloudtune.domain.deliveries import DeliveryKind
-from cloudtune.domain.publishing import PublishSettings
+from cloudtune.domain.principal import Principal
+from cloudtune.domain.publishing import HubTarget, PublishSettings
 from cloudtune.errors import InvalidInputError
 from cloudtune.services.context import Context
 from cloudtune.services.publishing.checks import parse_publish
@@ -29,9 +30,12 @@ class JobPublish:
     settings: PublishSettings
     given: tuple[tuple[tuple[str | int, ...], Any], ...]
     from_defaults: bool
+    # The submitter may have the server's Hub token (saved or HF_TOKEN) serve any repository
+    # (`provider.manage`); anyone else only the saved defaults' own repository.
+    server_token_anywhere: bool = False
 
 
-def for_submit(ctx: Context, raw: dict[str, Any] | None) -> JobPublish | None:
+def for_submit(ctx: Context, caller: Principal, raw: dict[str, Any] | None) -> JobPublish | None:
     """None: publish nowhere. A request without `publish` (or with null) takes the saved
     defaults; an object names every target the job publishes to (`{}` opts out of them)."""
     from_defaults = raw is None
@@ -40,17 +44,9 @@ def for_submit(ctx: Context, raw: dict[str, Any] | None) -> JobPublish | None:
         return None
     given = () if from_defaults else tuple(wanted.secrets())
     hub, s3 = wanted.hub, wanted.s3
+    manager = caller.has("provider.manage")
     if hub is not None and not hub.token:
-        saved = load_defaults(ctx).hub
-        token = (saved.token if saved else None) or environment_token()
-        if not token:
-            raise InvalidInputError(
-                "`publish.hub` needs a Hugging Face token: send `publish.hub.token`, save one "
-                "(PUT /api/cloud/publishing) or set HF_TOKEN on the server",
-                code="invalid_publish",
-                field="publish.hub.token",
-            )
-        hub = replace(hub, token=token)
+        hub = replace(hub, token=_server_token(load_defaults(ctx).hub, hub, manager=manager))
     if s3 is not None and not s3.has_keys:
         # A bucket's keys go only where they were saved for: never to an endpoint a submit
         # names, or anyone allowed to submit could collect them.
@@ -59,7 +55,33 @@ def for_submit(ctx: Context, raw: dict[str, Any] | None) -> JobPublish | None:
             code="invalid_publish",
             field="publish.s3",
         )
-    return JobPublish(PublishSettings(hub=hub, s3=s3), given, from_defaults)
+    return JobPublish(PublishSettings(hub=hub, s3=s3), given, from_defaults, manager)
+
+
+def may_use_server_token(saved: HubTarget | None, repo_id: str, *, anywhere: bool) -> bool:
+    """The saved defaults' token and HF_TOKEN are the server's: they push to the repository
+    the defaults name, or wherever someone who manages the providers says. Anyone else
+    naming another repository (say, an admin's organisation) brings their own token."""
+    return anywhere or (saved is not None and saved.repo_id == repo_id)
+
+
+def _server_token(saved: HubTarget | None, hub: HubTarget, *, manager: bool) -> str:
+    if not may_use_server_token(saved, hub.repo_id, anywhere=manager):
+        raise InvalidInputError(
+            "`publish.hub` names a repository other than the saved defaults' one: send a "
+            "Hugging Face token that may write to it as `publish.hub.token`",
+            code="invalid_publish",
+            field="publish.hub.token",
+        )
+    token = (saved.token if saved else None) or environment_token()
+    if not token:
+        raise InvalidInputError(
+            "`publish.hub` needs a Hugging Face token: send `publish.hub.token`, save one "
+            "(PUT /api/cloud/publishing) or set HF_TOKEN on the server",
+            code="invalid_publish",
+            field="publish.hub.token",
+        )
+    return token
 
 
 def plan_publish(
@@ -69,7 +91,10 @@ def plan_publish(
     publish runner once the job has completed."""
     if publish is None:
         return
-    origin = {"from_defaults": publish.from_defaults}
+    origin = {
+        "from_defaults": publish.from_defaults,
+        "server_token_anywhere": publish.server_token_anywhere,
+    }
     if publish.settings.hub is not None:
         settings = publish.settings.hub.public() | origin
         delivery_store.plan(session, job_id, DeliveryKind.HUB, at=at, settings=settings)

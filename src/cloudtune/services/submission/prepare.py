@@ -102,7 +102,7 @@ def prepare(
 ) -> Prepared:
     refuse_unsupported(request)
     provider = ctx.providers.get(provider_name)
-    publish = publishing.for_submit(ctx, request.publish)
+    publish = publishing.for_submit(ctx, caller, request.publish)
     merged = merge_request(ctx, caller, request)
     spec = merged.spec
     job_id = uuid.uuid4().hex
