@@ -222,6 +222,28 @@ class TestOutputsEndpoints:
         refused = await client.post(f"/api/cloud/jobs/{job_id}/outputs/retry")
         assert refused.status_code == 409 and refused.json()["code"] == "no_outputs_delivery"
 
+    async def test_a_file_is_served_as_a_sandboxed_download(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # A trainer may write anything, say HTML with a script: it must not run on this origin.
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        folder = ctx.settings.outputs_dir / "local" / "run-html"
+        folder.mkdir(parents=True)
+        page = b"<html><script>fetch('/api/users', {method: 'POST'})</script></html>"
+        (folder / "report.html").write_bytes(page)
+        job_id = _insert_local_job(ctx, str(folder))
+
+        got = await client.get(f"/api/cloud/jobs/{job_id}/outputs/report.html")
+
+        assert got.status_code == 200 and got.content == page
+        assert got.headers["content-security-policy"] == "sandbox"
+        assert got.headers["x-content-type-options"] == "nosniff"
+        assert got.headers["content-disposition"].startswith("attachment;")
+        part = await client.get(
+            f"/api/cloud/jobs/{job_id}/outputs/report.html", headers={"Range": "bytes=0-5"}
+        )
+        assert part.status_code == 206 and part.headers["content-security-policy"] == "sandbox"
+
 
 def _insert_local_job(ctx: Any, folder: str) -> str:
     from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow

@@ -109,7 +109,21 @@ def download_output(
         return refused
     # Starlette answers Range itself (206, several ranges, If-Range), with ETag and
     # Last-Modified from the file.
-    return FileResponse(found, filename=found.name, content_disposition_type="attachment")
+    # A job's files are whatever its trainer (or a provider) wrote: an HTML file with a script
+    # served inline on this origin would run with a signed-in user's cookies. A browser
+    # downloads it instead, never sniffs another type, and runs no script in it if shown.
+    return FileResponse(
+        found,
+        filename=found.name,
+        content_disposition_type="attachment",
+        headers=UNTRUSTED_FILE_HEADERS,
+    )
+
+
+UNTRUSTED_FILE_HEADERS = {
+    "Content-Security-Policy": "sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
