@@ -73,3 +73,13 @@ async def test_unsigned_chunks_with_a_trailer() -> None:
 async def test_a_truncated_body_is_refused() -> None:
     with pytest.raises(InvalidInputError):
         await _decode(b"10\r\nshort", None)
+
+
+@pytest.mark.parametrize(
+    "size_line", [b"-5", b"+5", b" 5", b"0x5", b"5_0", b"", b"1000001", b"fffffffffffffffff"]
+)
+async def test_a_chunk_size_other_than_bounded_hex_is_refused(size_line: bytes) -> None:
+    # A negative size once never counted down: the decoder spun forever without awaiting.
+    with pytest.raises(InvalidInputError) as refused:
+        await _decode(size_line + b";chunk-signature=00\r\nabc", None)
+    assert refused.value.code == "InvalidArgument" and "chunk size" in refused.value.detail

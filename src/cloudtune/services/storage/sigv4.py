@@ -36,6 +36,10 @@ STREAMING = {STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAI
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 MAX_CHUNK_LINE = 4096
+# A chunk's size: hex digits only (int() would take a sign, spaces or underscores, and a
+# negative size never counts down), at most 16 MiB; clients send 64 KiB to 8 MiB.
+_CHUNK_SIZE = re.compile(r"^[0-9a-fA-F]{1,8}$")
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +252,12 @@ async def decode_chunks(
     while True:
         header = (await line()).decode("latin-1")
         size_text, _, extension = header.partition(";")
-        try:
-            size = int(size_text, 16)
-        except ValueError as exc:
-            raise errors.invalid_argument("malformed aws-chunked body") from exc
+        if not _CHUNK_SIZE.match(size_text) or int(size_text, 16) > MAX_CHUNK_BYTES:
+            raise errors.invalid_argument("malformed aws-chunked body: a bad chunk size")
+        size = int(size_text, 16)
         chunk_sha = hashlib.sha256()
         remaining = size
-        while remaining:
+        while remaining > 0:
             if not buffer and not await fill(1):
                 raise errors.invalid_argument("the aws-chunked body ended early")
             piece = bytes(buffer[:remaining])
