@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         description="Replicate token; one saved through the API takes precedence.",
     )
     replicate_timeout_seconds: float = Field(default=30.0, gt=0)
+    replicate_output_hosts: Annotated[list[str], NoDecode] = Field(
+        default=["replicate.delivery"],
+        description="Where a Replicate output link may be fetched from (with the Replicate "
+        "token): a host name (https, the host and its subdomains) or an origin "
+        "`scheme://host:port` (exactly it); never the API's origin unless listed.",
+    )
     secrets_key: SecretStr | None = Field(
         default=None,
         description="Fernet key for secrets at rest (default: a key file in the home folder).",
@@ -179,6 +185,17 @@ class Settings(BaseSettings):
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     local: LocalProviderSettings = Field(default_factory=LocalProviderSettings)
     trainer: TrainerSettings = Field(default_factory=TrainerSettings)
+
+    @field_validator("replicate_output_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        # Commas only: an origin holds colons, which the path-like lists split on.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("data_roots", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

@@ -212,6 +212,7 @@ def test_remote_jobs_are_polled_by_one_replica_at_a_time_and_taken_over(
         common = {
             "CLOUDTUNE_RECONCILE_INTERVAL_SECONDS": str(INTERVAL),
             "REPLICATE_API_TOKEN": fake.token,
+            "CLOUDTUNE_REPLICATE_OUTPUT_HOSTS": fake.file_origin,
         }
         a = replicas.start(
             "a", CLOUDTUNE_REPLICA_ID="a", CLOUDTUNE_REPLICATE_BASE_URL=front_a.base_url, **common

@@ -25,6 +25,7 @@ def test_the_tutorial_flow_passes_on_replicate(
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("CLOUDTUNE_REPLICATE_BASE_URL", fake.base_url)
+    monkeypatch.setenv("CLOUDTUNE_REPLICATE_OUTPUT_HOSTS", fake.file_origin)
     monkeypatch.setenv("REPLICATE_API_TOKEN", fake.token)
     monkeypatch.setenv("CLOUDTUNE_RECONCILE_BACKOFF_MAX_SECONDS", "600")  # leave it to webhooks
     server = ServerProcess(home, f"sqlite:///{home / 'cloudtune.db'}")

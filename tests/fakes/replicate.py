@@ -208,6 +208,11 @@ class FakeReplicate:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def file_origin(self) -> str:
+        """Where its output links point: the server's `replicate_output_hosts` must name it."""
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> FakeReplicate:
         import socket
 
@@ -638,6 +643,7 @@ def settings_for(fake: FakeReplicate, home: Path, database_url: str, **overrides
         "reconcile_interval_seconds": 0.2,
         "reconcile_backoff_max_seconds": 1.0,
         "replicate_base_url": fake.base_url,
+        "replicate_output_hosts": [fake.file_origin],
         "replicate_api_token": SecretStr(fake.token),
         "replicate_timeout_seconds": 2.0,
         "local": LocalProviderSettings(poll_interval_seconds=0.05),

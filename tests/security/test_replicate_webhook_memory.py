@@ -54,6 +54,7 @@ def server(
     tmp_path: Path, database_url: str, fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ServerProcess]:
     monkeypatch.setenv("CLOUDTUNE_REPLICATE_BASE_URL", fake.base_url)
+    monkeypatch.setenv("CLOUDTUNE_REPLICATE_OUTPUT_HOSTS", fake.file_origin)
     monkeypatch.setenv("REPLICATE_API_TOKEN", fake.token)
     process = ServerProcess(tmp_path / "home", database_url)
     process.start()

@@ -14,6 +14,7 @@ from cloudtune.errors import ProviderError
 from cloudtune.providers.base import PART_SUFFIX
 from cloudtune.providers.replicate import outputs
 from cloudtune.providers.replicate.outputs import fetch, may_fetch, output_urls, part_path
+from cloudtune.settings import Settings
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 URL = "https://replicate.delivery/xezq/abc/weights.safetensors"
@@ -155,21 +156,43 @@ async def test_a_redirect_is_not_followed(tmp_path: Path) -> None:
             await fetch(client, URL, tmp_path / "w.bin", token="t", heartbeat=_nothing)
 
 
-def test_only_the_file_hosts_and_the_api_origin_are_fetched() -> None:
-    api = "https://api.replicate.com/v1"
-    assert may_fetch("https://replicate.delivery/a/b.bin", api)
-    assert may_fetch("https://pbxt.replicate.delivery/a/b.bin", api)
-    assert may_fetch("https://api.replicate.com/v1/files/x", api)
-    assert may_fetch("http://127.0.0.1:9100/delivery/p/a", "http://127.0.0.1:9100/v1")
+def test_only_the_configured_file_hosts_are_fetched() -> None:
+    production = Settings().replicate_output_hosts
+    assert production == ["replicate.delivery"]
+    assert may_fetch("https://replicate.delivery/a/b.bin", production)
+    assert may_fetch("https://pbxt.replicate.delivery/a/b.bin", production)
+    assert may_fetch("https://PBXT.Replicate.Delivery:443/a", production)
+    fake = ["http://127.0.0.1:9100"]
+    assert may_fetch("http://127.0.0.1:9100/delivery/p/a", fake)
     for url in (
+        # The API's origin is not a file host: its answers are the account's data.
+        "https://api.replicate.com/v1/predictions",
+        "https://api.replicate.com/v1/files/x",
         "http://replicate.delivery/a",  # not https
+        "https://replicate.delivery:8443/a",
         "https://evilreplicate.delivery/a",
         "https://replicate.delivery.evil.com/a",
         "https://user:pw@replicate.delivery/a",
         "http://169.254.169.254/latest/meta-data",
-        "http://127.0.0.1:9101/delivery/p/a",
+        "not a url",
     ):
-        assert not may_fetch(url, "http://127.0.0.1:9100/v1"), url
+        assert not may_fetch(url, production), url
+    for url in (
+        "http://127.0.0.1:9101/delivery/p/a",
+        "https://127.0.0.1:9100/delivery/p/a",
+        "http://localhost:9100/delivery/p/a",
+        "https://replicate.delivery/a",
+    ):
+        assert not may_fetch(url, fake), url
+
+
+def test_the_output_hosts_setting_reads_origins_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "CLOUDTUNE_REPLICATE_OUTPUT_HOSTS", "replicate.delivery, http://127.0.0.1:9100"
+    )
+    assert Settings().replicate_output_hosts == ["replicate.delivery", "http://127.0.0.1:9100"]
 
 
 def test_output_links_are_found_in_lists_and_objects() -> None:

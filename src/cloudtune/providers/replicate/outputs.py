@@ -32,8 +32,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from cloudtune.errors import ProviderError
 from cloudtune.providers.base import PART_SUFFIX, FetchedFile
 
-# Hosts that serve Replicate's output files (and their subdomains).
-FILE_HOSTS = ("replicate.delivery",)
 # Tries per file (the first and the resumes), and the backoff between them.
 ATTEMPTS = 5
 WAIT_SECONDS = 0.5
@@ -75,19 +73,41 @@ def output_urls(outputs: Sequence[Any]) -> list[str]:
     return found
 
 
-def may_fetch(url: str, api_base: str) -> bool:
-    """A link on Replicate's file hosts (https), or on the configured API's own origin (a
-    proxy, or the fake server tests run)."""
+def may_fetch(url: str, hosts: Sequence[str]) -> bool:
+    """A link on one of `hosts` (the setting `replicate_output_hosts`): a host name allows
+    https on it and its subdomains; an origin (`http://127.0.0.1:9100`, the fake tests run)
+    allows exactly that scheme, host and port. The API's own origin is not among them unless
+    listed: a link there (`/v1/predictions`) would save the account's data as an output."""
     try:
-        parts, base = urlsplit(url), urlsplit(api_base)
-        host = parts.hostname or ""
-        if parts.username or parts.password:
-            return False
-        if (parts.scheme, host, parts.port) == (base.scheme, base.hostname, base.port):
-            return True
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
     except ValueError:
         return False
-    return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in FILE_HOSTS)
+    if parts.username is not None or parts.password is not None or not host:
+        return False
+    for allowed in hosts:
+        if "://" in allowed:
+            try:
+                origin = urlsplit(allowed)
+                same = (parts.scheme, host, port) == (
+                    origin.scheme,
+                    (origin.hostname or "").lower(),
+                    origin.port,
+                )
+            except ValueError:
+                continue
+            if same:
+                return True
+            continue
+        name = allowed.lower().strip(".")
+        if parts.scheme == "https" and port in (None, 443) and _under(host, name):
+            return True
+    return False
+
+
+def _under(host: str, name: str) -> bool:
+    return bool(name) and (host == name or host.endswith("." + name))
 
 
 @dataclass

@@ -177,7 +177,7 @@ class ReplicateProvider:
         return output_files.output_urls(outputs)
 
     def may_fetch(self, url: str) -> bool:
-        return output_files.may_fetch(url, self._settings.replicate_base_url)
+        return output_files.may_fetch(url, self._settings.replicate_output_hosts)
 
     async def fetch_output(
         self, url: str, dest: Path, *, heartbeat: Callable[[], Awaitable[None]]
