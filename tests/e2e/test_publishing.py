@@ -290,3 +290,27 @@ async def test_the_servers_hub_token_serves_only_the_saved_repository_for_a_rese
         assert "publish.hub.token" in refused.text
         _assert_no_secret(refused.text)
     assert (await client.get("/api/cloud/jobs", headers=bearer(admin))).json()["jobs"] == []
+
+
+async def test_a_researcher_may_not_publish_to_an_endpoint_inside_the_servers_network(
+    client: httpx.AsyncClient, body: dict[str, Any], moto_url: str
+) -> None:
+    admin = await setup_admin(client)
+    researcher = bearer(await add_user(client, admin, "olga", "researcher"))
+    for endpoint in (moto_url, "http://169.254.169.254", "http://[::1]:8001"):
+        inside = body | {
+            "publish": {
+                "s3": {
+                    "endpoint_url": endpoint,
+                    "bucket": "models",
+                    "access_key_id": S3_KEY_ID,
+                    "secret_access_key": S3_SECRET,
+                }
+            }
+        }
+        for path in ("/api/cloud/jobs/preview", "/api/cloud/jobs/submit"):
+            refused = await client.post(path, json=inside, headers=researcher)
+            assert_envelope(refused, 400, "invalid_publish")
+            assert "publish.s3.endpoint_url" in refused.text
+            _assert_no_secret(refused.text)
+    assert (await client.get("/api/cloud/jobs", headers=bearer(admin))).json()["jobs"] == []

@@ -21,6 +21,7 @@ from cloudtune.domain.publishing import (
 )
 from cloudtune.services.context import Context
 from cloudtune.services.publishing.defaults import environment_token, load_defaults
+from cloudtune.services.publishing.endpoints import require_public_endpoint
 from cloudtune.services.publishing.files import scrub
 from cloudtune.services.publishing.hub import publish_to_hub
 from cloudtune.services.publishing.s3 import publish_to_s3
@@ -138,14 +139,14 @@ class PublishRunner:
         opened = ctx.secret_box.open_secrets(sealed) if sealed else []
         given = [s for s in opened if is_publish_secret(s[0])]
         from_defaults = bool(delivery.settings.get("from_defaults"))
+        manager = bool(delivery.settings.get("by_provider_manager"))
         saved = load_defaults(ctx)
         if delivery.kind == DeliveryKind.HUB:
             hub = PublishSettings(hub=hub_from_public(delivery.settings)).with_secrets(given).hub
             assert hub is not None
             token = hub.token
-            anywhere = bool(delivery.settings.get("server_token_anywhere"))
             # Checked again here: the defaults may have moved to another repository since.
-            if not token and may_use_server_token(saved.hub, hub.repo_id, anywhere=anywhere):
+            if not token and may_use_server_token(saved.hub, hub.repo_id, anywhere=manager):
                 token = (saved.hub.token if saved.hub else None) or environment_token()
             secrets.append(token)
             if not token:
@@ -159,6 +160,10 @@ class PublishRunner:
         if not s3.has_keys and from_defaults and saved.s3 is not None:
             if (saved.s3.endpoint_url, saved.s3.bucket) == (s3.endpoint_url, s3.bucket):
                 s3 = saved.s3
+        if s3.endpoint_url and not manager and not from_defaults:
+            if saved.s3 is None or saved.s3.endpoint_url != s3.endpoint_url:
+                # Again now: the name may point elsewhere than at the submit.
+                require_public_endpoint(s3.endpoint_url)
         secrets.extend([s3.access_key_id, s3.secret_access_key])
         if not s3.access_key_id or not s3.secret_access_key:
             raise PublishError("no keys for the bucket: save them (PUT /api/cloud/publishing)")

@@ -19,7 +19,7 @@ from cloudtune.store import jobs as job_store
 PUBLISH_KINDS = (DeliveryKind.HUB, DeliveryKind.S3)
 SKIPPED = "skipped"  # the job did not complete: nothing is published
 # Kept with a delivery for the runner, not shown with the job.
-_INTERNAL = frozenset({"from_defaults", "server_token_anywhere"})
+_INTERNAL = frozenset({"from_defaults", "by_provider_manager"})
 
 
 @dataclass(frozen=True, slots=True)

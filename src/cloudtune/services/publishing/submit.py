@@ -17,6 +17,7 @@ from cloudtune.errors import InvalidInputError
 from cloudtune.services.context import Context
 from cloudtune.services.publishing.checks import parse_publish
 from cloudtune.services.publishing.defaults import environment_token, load_defaults
+from cloudtune.services.publishing.endpoints import require_public_endpoint
 from cloudtune.store import deliveries as delivery_store
 
 
@@ -30,9 +31,10 @@ class JobPublish:
     settings: PublishSettings
     given: tuple[tuple[tuple[str | int, ...], Any], ...]
     from_defaults: bool
-    # The submitter may have the server's Hub token (saved or HF_TOKEN) serve any repository
-    # (`provider.manage`); anyone else only the saved defaults' own repository.
-    server_token_anywhere: bool = False
+    # The submitter has `provider.manage`: the server's Hub token (saved or HF_TOKEN) may
+    # serve any repository, and an S3 endpoint may be on a private network. Anyone else gets
+    # the server's token for the saved defaults' repository only, and public endpoints.
+    by_provider_manager: bool = False
 
 
 def for_submit(ctx: Context, caller: Principal, raw: dict[str, Any] | None) -> JobPublish | None:
@@ -55,6 +57,11 @@ def for_submit(ctx: Context, caller: Principal, raw: dict[str, Any] | None) -> J
             code="invalid_publish",
             field="publish.s3",
         )
+    if s3 is not None and s3.endpoint_url and not manager and not from_defaults:
+        saved_s3 = load_defaults(ctx).s3
+        # The defaults' endpoint was chosen by someone who manages the providers.
+        if saved_s3 is None or saved_s3.endpoint_url != s3.endpoint_url:
+            require_public_endpoint(s3.endpoint_url)
     return JobPublish(PublishSettings(hub=hub, s3=s3), given, from_defaults, manager)
 
 
@@ -93,7 +100,7 @@ def plan_publish(
         return
     origin = {
         "from_defaults": publish.from_defaults,
-        "server_token_anywhere": publish.server_token_anywhere,
+        "by_provider_manager": publish.by_provider_manager,
     }
     if publish.settings.hub is not None:
         settings = publish.settings.hub.public() | origin
