@@ -245,17 +245,27 @@ class TestOutputsEndpoints:
         assert part.status_code == 206 and part.headers["content-security-policy"] == "sandbox"
 
 
-def _insert_local_job(ctx: Any, folder: str) -> str:
+def _insert_local_job(
+    ctx: Any, folder: str, *, job_id: str = "local-outputs-1", owner: str | None = None
+) -> str:
     from cloudtune.domain.jobs import Job, JobStatus, JobType, utcnow
     from cloudtune.store import jobs as job_store
+    from cloudtune.store import users as user_store
 
+    user_id = None
+    if owner is not None:
+        with ctx.db.read() as session:
+            user = user_store.find_user(session, owner)
+            assert user is not None
+            user_id = user.id
     job = Job(
-        job_id="local-outputs-1",
+        job_id=job_id,
         job_type=JobType.LOCAL,
         provider="local",
         status=JobStatus.COMPLETED,
         created_at=utcnow(),
         output_url=folder,
+        user_id=user_id,
     )
     with ctx.db.write() as session:
         job_store.insert_job(session, job)
@@ -323,3 +333,41 @@ class TestVisibility:
         assert listing["folder"] is None and listing["files"] == []
         refused = await client.get(f"/api/cloud/jobs/{job_id}/outputs/id_key")
         assert refused.status_code == 404
+
+    async def test_a_job_is_served_only_from_its_owners_output_folder(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        from tests.api.routes.test_auth import add_user, bearer, setup_admin
+
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        admin = await setup_admin(client)
+        olga = bearer(await add_user(client, admin, "olga", "researcher"))
+        bob = bearer(await add_user(client, admin, "bob", "researcher"))
+        root = ctx.settings.outputs_dir
+        bobs = root / "bob" / "run"
+        bobs.mkdir(parents=True)
+        (bobs / "weights.bin").write_bytes(b"bob's weights")
+        (root / "olga").mkdir()
+        # A link planted in olga's folder, pointing into bob's.
+        (root / "olga" / "run").symlink_to(bobs, target_is_directory=True)
+        olgas_job = _insert_local_job(
+            ctx, str(root / "olga" / "run"), job_id="olga-link", owner="olga"
+        )
+        bobs_job = _insert_local_job(ctx, str(bobs), job_id="bob-run", owner="bob")
+        shared = root / "team" / "run"
+        shared.mkdir(parents=True)
+        (shared / "weights.bin").write_bytes(b"admin's weights")
+        admins_job = _insert_local_job(ctx, str(shared), job_id="admin-run", owner="admin")
+
+        listing = (await client.get(f"/api/cloud/jobs/{olgas_job}/outputs", headers=olga)).json()
+        assert listing["folder"] is None and listing["files"] == []
+        refused = await client.get(
+            f"/api/cloud/jobs/{olgas_job}/outputs/weights.bin", headers=olga
+        )
+        assert refused.status_code == 404 and refused.json()["code"] == "output_not_found"
+        own = await client.get(f"/api/cloud/jobs/{bobs_job}/outputs/weights.bin", headers=bob)
+        assert own.status_code == 200 and own.content == b"bob's weights"
+        admins = await client.get(
+            f"/api/cloud/jobs/{admins_job}/outputs/weights.bin", headers=bearer(admin)
+        )
+        assert admins.status_code == 200 and admins.content == b"admin's weights"

@@ -3,8 +3,9 @@ remote job's outputs are brought there), listed and served to whoever may see th
 
 The folder is the job's `output_url` when it names a folder on this machine; never one inside
 the server's own state folder other than its outputs root, and, once users exist, only one under
-the output root (a job made before users existed may name any folder its OS user owned, which
-is no one else's to read). A requested path is relative,
+where its owner may write: `<output root>/<username>/`, the whole output root for an admin's job
+(or one made before users existed, which may otherwise name any folder its OS user owned, no
+one else's to read). A requested path is relative,
 plain (no `..`, no NUL, not absolute) and must still be inside the folder once symlinks are
 followed; links are not listed.
 """
@@ -25,8 +26,8 @@ from cloudtune.providers.base import PART_SUFFIX
 from cloudtune.services import jobs as job_service
 from cloudtune.services.context import Context
 from cloudtune.services.outputs.homecoming import KIND
-from cloudtune.settings import Settings
 from cloudtune.store import deliveries
+from cloudtune.store import users as user_store
 
 # Files listed at most (a local job's folder may hold many checkpoints); `truncated` says so.
 MAX_FILES = 2000
@@ -64,7 +65,7 @@ def list_outputs(ctx: Context, caller: Principal, job_id: str) -> OutputListing:
     with ctx.db.read() as session:
         delivery = deliveries.get_delivery(session, job_id, KIND)
     known = dict(delivery.settings.get("files") or {}) if delivery else {}
-    folder = served_folder(ctx.settings, job, caller)
+    folder = served_folder(ctx, job, caller)
     files: list[OutputFile] = []
     truncated = False
     if folder is not None:
@@ -108,7 +109,7 @@ def output_file(ctx: Context, caller: Principal, job_id: str, raw: str) -> Path:
         raise InvalidInputError(
             "an output path stays inside the job's folder", code="invalid_path"
         )
-    folder = served_folder(ctx.settings, job, caller)
+    folder = served_folder(ctx, job, caller)
     missing = NotFoundError(f"Job {job_id} has no output {raw!r}", code="output_not_found")
     if folder is None:
         raise missing
@@ -122,9 +123,10 @@ def output_file(ctx: Context, caller: Principal, job_id: str, raw: str) -> Path:
     return path
 
 
-def served_folder(settings: Settings, job: Job, caller: Principal) -> Path | None:
+def served_folder(ctx: Context, job: Job, caller: Principal) -> Path | None:
     """The job's output folder on this machine, resolved; None when it has none here (or
     none this caller may be served)."""
+    settings = ctx.settings
     raw = job.output_url
     if not raw or "://" in raw or "\0" in raw or not os.path.isabs(raw):
         return None
@@ -135,9 +137,28 @@ def served_folder(settings: Settings, job: Job, caller: Principal) -> Path | Non
         return None  # the server's own state is never served
     if home.is_relative_to(folder):
         return None  # nor a folder holding it
-    if caller.user_id is not None and not folder.is_relative_to(outputs):
-        return None
+    if caller.user_id is not None:
+        # Once users exist a job's folder is served only from where its owner may write
+        # (checked on the real path: a link in one user's folder into another's is not
+        # followed there).
+        base = _owner_base(ctx, job, outputs)
+        if base is None or not folder.is_relative_to(base):
+            return None
     return folder if folder.is_dir() else None
+
+
+def _owner_base(ctx: Context, job: Job, outputs: Path) -> Path | None:
+    """`<output root>/<owner's username>/`, the whole output root for an admin's job or one
+    made before users existed; None for an owner no longer there."""
+    if job.user_id is None:
+        return outputs
+    with ctx.db.read() as session:
+        owner = user_store.get_user(session, job.user_id)
+    if owner is None:
+        return None
+    if owner.role == "admin":
+        return outputs
+    return outputs / owner.username
 
 
 def _walk(folder: Path) -> list[tuple[str, os.stat_result]]:
