@@ -324,3 +324,26 @@ class TestObjects:
 
         odd = await client.get(f"{endpoint(client)}/outputs?acl")
         assert odd.status_code == 501
+
+
+class TestUntrustedContent:
+    async def test_an_object_is_served_as_a_sandboxed_download(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # An uploaded HTML page on this origin would run with a signed-in admin's session.
+        s3 = s3_client(client, await make_key(client))
+        page = b"<script>fetch('/api/users', {method: 'POST'})</script>"
+        await off_loop(
+            lambda: s3.put_object(
+                Bucket="outputs", Key="x/page.html", Body=page, ContentType="text/html"
+            )
+        )
+        for method in ("GET", "HEAD"):
+            served = await client.request(method, f"{endpoint(client)}/outputs/x/page.html")
+            assert served.status_code == 200
+            assert served.headers["content-security-policy"] == "sandbox"
+            assert served.headers["x-content-type-options"] == "nosniff"
+            assert served.headers["content-disposition"] == "attachment"
+        got = await off_loop(lambda: s3.get_object(Bucket="outputs", Key="x/page.html"))
+        assert got["ContentType"] == "text/html"
+        assert await off_loop(got["Body"].read) == page

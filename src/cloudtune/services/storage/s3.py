@@ -236,12 +236,23 @@ async def _bucket_operation(
     )
 
 
+# An object's type is the uploader's word, and it is served from this API's own origin: a
+# browser must neither run it (an HTML page's scripts would act with a signed-in admin's
+# session) nor sniff a type, and saves it rather than showing it. S3 clients ignore these.
+UNTRUSTED_CONTENT_HEADERS = {
+    "Content-Security-Policy": "sandbox",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Disposition": "attachment",
+}
+
+
 def _object_headers(info: objects.ObjectInfo) -> dict[str, str]:
     return {
         "ETag": info.etag,
         "Last-Modified": format_datetime(info.last_modified, usegmt=True),
         "Content-Type": info.content_type,
         "Accept-Ranges": "bytes",
+        **UNTRUSTED_CONTENT_HEADERS,
     }
 
 
