@@ -265,6 +265,7 @@ def replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
     home.mkdir()
     for name, value in {
         "CLOUDTUNE_REPLICATE_BASE_URL": fake.base_url,
+        "CLOUDTUNE_REPLICATE_OUTPUT_HOSTS": fake.file_origin,
         "CLOUDTUNE_DATA_ROOTS": str(data),
         "CLOUDTUNE_OUTPUT_ROOT": str(data),
     }.items():
