@@ -347,3 +347,36 @@ class TestUntrustedContent:
         got = await off_loop(lambda: s3.get_object(Bucket="outputs", Key="x/page.html"))
         assert got["ContentType"] == "text/html"
         assert await off_loop(got["Body"].read) == page
+
+
+class TestListingPrefixes:
+    async def test_a_prefix_that_climbs_out_of_the_grant_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        admin = await setup_admin(client)
+        olga = await add_user(client, admin, "olga", "researcher")
+        await add_user(client, admin, "bob", "researcher")
+        admins = s3_client(client, await make_key(client, bearer(admin)))
+        await off_loop(lambda: admins.put_object(Bucket="outputs", Key="bob/x.txt", Body=b"b"))
+        hers = s3_client(client, await make_key(client, bearer(olga)))
+        await off_loop(lambda: hers.put_object(Bucket="outputs", Key="olga/a.txt", Body=b"a"))
+        for prefix in ("olga/../bob/", "olga/../../../../etc/shadow", "olga//x", "olga/.ct~meta/"):
+            with pytest.raises(ClientError) as refused:
+                await off_loop(
+                    lambda p=prefix: hers.list_objects_v2(Bucket="outputs", Prefix=p, MaxKeys=0)
+                )
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            listed = await client.get(
+                f"{endpoint(client)}/outputs", params={"prefix": prefix}, headers=bearer(olga)
+            )
+            assert_envelope(listed, 400)
+        with pytest.raises(ClientError) as after:
+            await off_loop(
+                lambda: hers.list_objects_v2(
+                    Bucket="outputs", Prefix="olga/", StartAfter="olga/../bob/"
+                )
+            )
+        assert error_code(after) == "InvalidArgument"
+        # A trailing partial segment is an ordinary prefix.
+        mine = await off_loop(lambda: hers.list_objects_v2(Bucket="outputs", Prefix="olga/a"))
+        assert [o["Key"] for o in mine["Contents"]] == ["olga/a.txt"]

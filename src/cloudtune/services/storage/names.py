@@ -77,6 +77,30 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_prefix(prefix: str, what: str = "prefix") -> str:
+    """A listing's prefix (or the key it starts after): a key's rules for each whole segment,
+    the last (partial) one excepted, so that no prefix walks a folder outside its own keys
+    (`olga/../bob/` would list bob's with a key for olga's)."""
+    if not prefix:
+        return prefix
+    if len(prefix.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidNameError(
+            f"the {what} is at most {MAX_KEY_BYTES} bytes", code="InvalidArgument"
+        )
+    if "\\" in prefix or "\x00" in prefix or prefix.startswith("/"):
+        raise InvalidNameError(
+            f"the {what} must not hold a backslash or NUL, nor start with '/'",
+            code="InvalidArgument",
+        )
+    for segment in prefix.split("/")[:-1]:
+        if segment in ("", ".", "..") or segment.startswith(RESERVED):
+            raise InvalidNameError(
+                f"the {what} must not hold empty, '.', '..' or {RESERVED!r} segments",
+                code="InvalidArgument",
+            )
+    return prefix
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectPath:
     """Where one key's bytes and metadata sit."""

@@ -23,7 +23,7 @@ from cloudtune.domain.principal import Principal
 from cloudtune.services.context import Context
 from cloudtune.services.storage import credentials, errors, listing, multipart, objects, sigv4
 from cloudtune.services.storage import xml as s3xml
-from cloudtune.services.storage.names import check_bucket, check_key, object_path
+from cloudtune.services.storage.names import check_bucket, check_key, check_prefix, object_path
 
 PREFIX = "/api/cloud/storage"
 _KNOWN_PARAMS = {
@@ -189,12 +189,14 @@ async def _bucket_operation(
     prefix = params.get("prefix", "")
     if not auth.s3 and not prefix:
         prefix = auth.grant.prefix  # an API caller's listing: what it may see
+    check_prefix(prefix)
     auth.grant.check(bucket, prefix, write=False)
     if not bucket_dir.is_dir():
         raise errors.no_such_bucket()
     token = params.get("continuation-token")
     start_after = params.get("start-after")
     after = listing.decode_token(token) if token else (start_after or "")
+    check_prefix(after, "start-after key or continuation token")
     max_keys = listing.max_keys_of(params.get("max-keys"))
     delimiter = params.get("delimiter") or None
     page = await ctx.in_thread(
