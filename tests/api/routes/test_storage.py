@@ -380,3 +380,15 @@ class TestListingPrefixes:
         # A trailing partial segment is an ordinary prefix.
         mine = await off_loop(lambda: hers.list_objects_v2(Bucket="outputs", Prefix="olga/a"))
         assert [o["Key"] for o in mine["Contents"]] == ["olga/a.txt"]
+
+
+class TestKeysMadeWithNoUsers:
+    async def test_stop_working_once_a_user_exists(self, client: httpx.AsyncClient) -> None:
+        s3 = s3_client(client, await make_key(client))
+        await off_loop(lambda: s3.put_object(Bucket="outputs", Key="early.txt", Body=b"e"))
+        await setup_admin(client)
+        with pytest.raises(ClientError) as refused:
+            await off_loop(lambda: s3.get_object(Bucket="outputs", Key="early.txt"))
+        assert error_code(refused) == "AccessDenied"
+        with pytest.raises(ClientError):
+            await off_loop(lambda: s3.put_object(Bucket="outputs", Key="olga/x", Body=b"x"))

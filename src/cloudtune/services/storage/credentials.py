@@ -250,8 +250,20 @@ def grant_for_key(ctx: Context, access_key_id: str) -> tuple[Grant, str]:
     """The grant of an access key and its secret, or the refusal S3 would give."""
     with ctx.db.read() as session:
         row = store.find_credential(session, access_key_id)
+        # A key made with no users (nobody's, for no job) reached every prefix: like an API
+        # key made then, it stops working once a user exists.
+        orphaned = (
+            row is not None
+            and row.user_id is None
+            and row.job_id is None
+            and user_store.any_user(session)
+        )
     if row is None:
         raise errors.unknown_key()
+    if orphaned:
+        raise errors.access_denied(
+            "This access key was made before users existed; sign in and make a new one"
+        )
     if row.revoked_at is not None:
         raise errors.access_denied("The access key has been revoked")
     if row.expires_at is not None and row.expires_at <= utcnow():
