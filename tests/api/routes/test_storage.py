@@ -392,3 +392,31 @@ class TestKeysMadeWithNoUsers:
         assert error_code(refused) == "AccessDenied"
         with pytest.raises(ClientError):
             await off_loop(lambda: s3.put_object(Bucket="outputs", Key="olga/x", Body=b"x"))
+
+
+class TestPartsWithinTheObjectLimit:
+    async def test_a_part_over_the_object_limit_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        s3 = s3_client(client, await make_key(client))
+        client.app.state.ctx.settings.storage_max_object_bytes = 2500  # type: ignore[attr-defined]
+        upload_id = (
+            await off_loop(lambda: s3.create_multipart_upload(Bucket="outputs", Key="mp.bin"))
+        )["UploadId"]
+
+        def part(number: int) -> Any:
+            return s3.upload_part(
+                Bucket="outputs", Key="mp.bin", UploadId=upload_id, PartNumber=number,
+                Body=b"p" * 1000,
+            )  # fmt: skip
+
+        await off_loop(lambda: part(1))
+        await off_loop(lambda: part(2))
+        with pytest.raises(ClientError) as large:
+            await off_loop(lambda: part(3))
+        assert error_code(large) == "EntityTooLarge"
+        await off_loop(lambda: part(2))  # sent again: it replaces its earlier self
+        listed = await off_loop(
+            lambda: s3.list_parts(Bucket="outputs", Key="mp.bin", UploadId=upload_id)
+        )
+        assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2]

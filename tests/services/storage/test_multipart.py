@@ -27,7 +27,7 @@ async def upload(root: Path, parts: list[bytes]) -> tuple[multipart.Upload, list
         written = await multipart.receive_part(
             made, number, chunks(data), max_bytes=10 * MIB, want_sha256=False
         )
-        part = multipart.keep_part(made, number, written)
+        part = multipart.keep_part(made, number, written, max_object_bytes=100 * MIB)
         wanted.append((number, part.etag))
     return made, wanted
 
@@ -52,3 +52,24 @@ async def test_a_part_lost_since_it_was_received_is_refused(tmp_path: Path) -> N
         multipart.complete(tmp_path, made, wanted)
     assert "part 1" in str(refused.value)
     assert not (tmp_path / "bucket" / "folder" / "object.bin").exists()
+
+
+async def test_a_part_that_would_take_the_parts_over_the_object_limit_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    made = multipart.create(tmp_path, "bucket", "big.bin", None)
+    for number in (1, 2):
+        written = await multipart.receive_part(
+            made, number, chunks(b"p" * 900), max_bytes=1000, want_sha256=False
+        )
+        multipart.keep_part(made, number, written, max_object_bytes=2000)
+    assert multipart.room(made, 2, 2000) == 1100  # part 2 sent again replaces itself
+    assert multipart.room(made, 3, 2000) == 200
+    # Received while another part came in: checked again before it is kept.
+    late = await multipart.receive_part(
+        made, 3, chunks(b"p" * 300), max_bytes=1000, want_sha256=False
+    )
+    with pytest.raises(CloudtuneError) as refused:
+        multipart.keep_part(made, 3, late, max_object_bytes=2000)
+    assert refused.value.code == "EntityTooLarge"
+    assert not late.temp.exists() and [p.number for p in multipart.parts(made)] == [1, 2]

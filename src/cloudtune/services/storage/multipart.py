@@ -96,10 +96,23 @@ async def receive_part(
     )
 
 
-def keep_part(upload: Upload, number: int, written: Written) -> Part:
+def room(upload: Upload, number: int, max_object_bytes: int) -> int:
+    """The most bytes part `number` may hold: the object limit less the upload's other parts,
+    so parts never pile up past what completing them could make (a part sent again replaces
+    its earlier self)."""
+    others = sum(part.size for part in parts(upload) if part.number != number)
+    if others >= max_object_bytes:
+        raise errors.too_large(max_object_bytes)
+    return max_object_bytes - others
+
+
+def keep_part(upload: Upload, number: int, written: Written, *, max_object_bytes: int) -> Part:
     if not upload.folder.is_dir():  # aborted while the part streamed in
         written.temp.unlink(missing_ok=True)
         raise errors.no_such_upload()
+    if written.size > room(upload, number, max_object_bytes):  # parts that raced this one
+        written.temp.unlink(missing_ok=True)
+        raise errors.too_large(max_object_bytes)
     part = Part(number, md5_etag(written.md5), written.size)
     meta = temp_in(upload.folder)
     meta.write_text(json.dumps({"etag": part.etag, "size": part.size}))

@@ -381,14 +381,18 @@ async def _upload_part(
 ) -> S3Response:
     number = multipart.part_number(params.get("partNumber", ""))
     upload = await ctx.in_thread(multipart.find, root, bucket, key, params.get("uploadId", ""))
-    limit = min(ctx.settings.storage_max_part_bytes, ctx.settings.storage_max_object_bytes)
+    object_limit = ctx.settings.storage_max_object_bytes
+    room = await ctx.in_thread(multipart.room, upload, number, object_limit)
+    limit = min(ctx.settings.storage_max_part_bytes, room)
     body, sha256 = _payload(req, auth, limit)
     written = await multipart.receive_part(
         upload, number, body, max_bytes=limit, want_sha256=sha256 is not None
     )
     try:
         _check_digests(req, written, sha256)
-        part = await ctx.in_thread(multipart.keep_part, upload, number, written)
+        part = await ctx.in_thread(
+            lambda: multipart.keep_part(upload, number, written, max_object_bytes=object_limit)
+        )
     except BaseException:
         objects.discard(written)
         raise
