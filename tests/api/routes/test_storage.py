@@ -420,3 +420,34 @@ class TestPartsWithinTheObjectLimit:
             lambda: s3.list_parts(Bucket="outputs", Key="mp.bin", UploadId=upload_id)
         )
         assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2]
+
+
+class TestSignedPayloadClaim:
+    async def test_an_unsigned_content_sha256_header_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        made = await make_key(client)
+        url = f"{endpoint(client)}/outputs/replayed.txt"
+        headers = {
+            "host": client.base_url.netloc.decode(),
+            "x-amz-date": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"),
+        }
+        request = AWSRequest(method="PUT", url=url, headers=dict(headers))
+        signer = S3SigV4Auth(
+            Credentials(made["access_key_id"], made["secret_access_key"]), "s3", "us-east-1"
+        )
+        request.context["timestamp"] = headers["x-amz-date"]
+        canonical = signer.canonical_request(request)
+        signature = signer.signature(signer.string_to_sign(request, canonical), request)
+        scope = f"{headers['x-amz-date'][:8]}/us-east-1/s3/aws4_request"
+        headers["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={made['access_key_id']}/{scope}, "
+            f"SignedHeaders=host;x-amz-date, Signature={signature}"
+        )
+        headers["x-amz-content-sha256"] = sigv4.UNSIGNED
+        sent = await client.put(url, content=b"another body", headers=headers)
+        assert sent.status_code == 403 and b"<Code>AccessDenied</Code>" in sent.content
+        s3 = s3_client(client, made)
+        with pytest.raises(ClientError) as stored:
+            await off_loop(lambda: s3.head_object(Bucket="outputs", Key="replayed.txt"))
+        assert stored.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

@@ -183,6 +183,10 @@ def verify(
         signed[name] = headers[name]
     if "host" not in signed:
         raise errors.access_denied("the host header must be signed")
+    if not claims.presigned and "x-amz-content-sha256" not in signed:
+        # Unsigned, it could be swapped (to UNSIGNED-PAYLOAD) with the body: a replay within
+        # the 15 minutes could store another body under the same signature.
+        raise errors.access_denied("the x-amz-content-sha256 header must be signed")
     if claims.presigned:
         kept = [p for p in raw_query.split("&") if p and not p.startswith("X-Amz-Signature=")]
         query = "&".join(kept)
