@@ -451,3 +451,32 @@ class TestSignedPayloadClaim:
         with pytest.raises(ClientError) as stored:
             await off_loop(lambda: s3.head_object(Bucket="outputs", Key="replayed.txt"))
         assert stored.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+class TestBadRequestsAre400:
+    async def test_a_key_segment_longer_than_a_file_name_and_a_date_of_no_day(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        s3 = s3_client(client, await make_key(client))
+        await off_loop(lambda: s3.put_object(Bucket="outputs", Key="ok.txt", Body=b"o"))
+        long_key = "a/" + "x" * 300
+        calls: list[Callable[[], Any]] = [
+            lambda: s3.put_object(Bucket="outputs", Key=long_key, Body=b"x"),
+            lambda: s3.get_object(Bucket="outputs", Key=long_key),
+            lambda: s3.delete_object(Bucket="outputs", Key=long_key),
+            lambda: s3.create_multipart_upload(Bucket="outputs", Key=long_key),
+            lambda: s3.list_objects_v2(Bucket="outputs", Prefix=long_key + "/"),
+        ]
+        for call in calls:
+            with pytest.raises(ClientError) as refused:
+                await off_loop(call)
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": "outputs", "Key": "ok.txt"}, ExpiresIn=600
+        )
+        today = datetime.now(UTC).strftime("%Y%m%d")
+        bad = url.replace(f"X-Amz-Date={today}T", "X-Amz-Date=20261399T").replace(
+            f"%2F{today}%2F", "%2F20261399%2F"
+        )
+        assert bad != url
+        assert (await client.get(bad)).status_code == 400

@@ -83,3 +83,27 @@ async def test_a_chunk_size_other_than_bounded_hex_is_refused(size_line: bytes) 
     with pytest.raises(InvalidInputError) as refused:
         await _decode(size_line + b";chunk-signature=00\r\nabc", None)
     assert refused.value.code == "InvalidArgument" and "chunk size" in refused.value.detail
+
+
+@pytest.mark.parametrize("stamp", ["20261399T999999Z", "20260230T120000Z", "20260101T250000Z"])
+def test_digits_that_name_no_time_are_refused_as_a_bad_request(stamp: str) -> None:
+    credential = f"CTAKX/{stamp[:8]}/us-east-1/s3/aws4_request"
+    headers = {
+        "authorization": (
+            f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=00"
+        ),
+        "x-amz-date": stamp,
+        "x-amz-content-sha256": sigv4.UNSIGNED,
+    }
+    with pytest.raises(InvalidInputError):
+        sigv4.parse(headers, [])
+    query = [
+        ("X-Amz-Algorithm", sigv4.ALGORITHM),
+        ("X-Amz-Credential", credential),
+        ("X-Amz-Date", stamp),
+        ("X-Amz-Expires", "60"),
+        ("X-Amz-SignedHeaders", "host"),
+        ("X-Amz-Signature", "00"),
+    ]
+    with pytest.raises(InvalidInputError):
+        sigv4.parse({}, query)

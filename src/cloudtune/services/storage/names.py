@@ -18,6 +18,8 @@ META_DIR = ".ct~meta"
 # The metadata of a key that ends in "/" (a folder marker), inside that folder's META_DIR.
 DIR_MARKER = ".ct~dir"
 MAX_KEY_BYTES = 1024
+# A file name's limit on common filesystems (ext4, xfs, btrfs: 255 bytes).
+MAX_SEGMENT_BYTES = 255
 # Paths of this API under the endpoint (/api/cloud/storage/credentials), never buckets.
 RESERVED_BUCKETS = frozenset({"credentials"})
 
@@ -70,6 +72,12 @@ def check_key(key: str) -> str:
             raise InvalidNameError(
                 f"key segments starting {RESERVED!r} are reserved", code="InvalidArgument"
             )
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            # Each segment is a file or folder name on disk, which the filesystem bounds.
+            raise InvalidNameError(
+                f"each '/'-separated part of a key is at most {MAX_SEGMENT_BYTES} bytes here",
+                code="KeyTooLongError",
+            )
     try:
         key.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -97,6 +105,11 @@ def check_prefix(prefix: str, what: str = "prefix") -> str:
             raise InvalidNameError(
                 f"the {what} must not hold empty, '.', '..' or {RESERVED!r} segments",
                 code="InvalidArgument",
+            )
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise InvalidNameError(
+                f"each '/'-separated part of the {what} is at most {MAX_SEGMENT_BYTES} bytes",
+                code="KeyTooLongError",
             )
     return prefix
 

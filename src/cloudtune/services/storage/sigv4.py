@@ -133,6 +133,10 @@ def _claims(
         )
     if not re.match(r"^\d{8}T\d{6}Z$", timestamp) or parts[1] != timestamp[:8]:
         raise errors.access_denied("X-Amz-Date is missing or does not match the credential date")
+    try:
+        datetime.strptime(timestamp, "%Y%m%dT%H%M%SZ")
+    except ValueError as exc:  # digits that name no time, such as month 13
+        raise errors.invalid_argument("X-Amz-Date is not a valid date and time") from exc
     return SignedRequest(
         access_key_id=parts[0],
         timestamp=timestamp,
