@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cloudtune.errors import InvalidInputError
-from cloudtune.services.storage import listing, objects
+from cloudtune.services.storage import listing, multipart, objects
 from cloudtune.services.storage.names import check_bucket, check_key, object_path
 from cloudtune.services.storage.s3 import _parse_range
 
@@ -129,3 +129,12 @@ def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(InvalidInputError) as refused:
         _parse_range(header, 10)
     assert refused.value.code == "InvalidRange"
+
+
+@pytest.mark.parametrize("raw", ["٣", "３", "+3", " 3", "3_0", "-1", ""])
+def test_counts_in_the_query_are_ascii_digits(raw: str) -> None:
+    # int() and str.isdigit take other scripts' digits (and signs, spaces, underscores).
+    with pytest.raises(InvalidInputError):
+        multipart.part_number(raw)
+    with pytest.raises(InvalidInputError):
+        listing.max_keys_of(raw)

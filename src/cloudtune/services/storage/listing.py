@@ -36,7 +36,8 @@ def decode_token(token: str) -> str:
 def max_keys_of(raw: str | None) -> int:
     if raw is None:
         return MAX_KEYS
-    if not raw.isdigit():
+    # ASCII digits only: str.isdigit and int() also take other scripts' digits.
+    if not raw.isascii() or not raw.isdigit():
         raise errors.invalid_argument("max-keys must be a non-negative integer")
     return min(int(raw), MAX_KEYS)
 

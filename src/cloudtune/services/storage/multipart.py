@@ -83,7 +83,8 @@ def find(root: Path, bucket: str, key: str, upload_id: str) -> Upload:
 
 
 def part_number(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+    # ASCII digits only: str.isdigit and int() also take other scripts' digits.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5) or not 1 <= int(raw) <= MAX_PARTS:
         raise errors.invalid_argument(f"Part number must be an integer between 1 and {MAX_PARTS}")
     return int(raw)
 

@@ -30,7 +30,7 @@ _KNOWN_PARAMS = {
     "list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after",
     "encoding-type", "fetch-owner", "uploads", "uploadId", "partNumber", "x-id",
 }  # fmt: skip
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +305,12 @@ def _payload(req: S3Request, auth: Auth, limit: int) -> tuple[AsyncIterator[byte
     """The body's bytes (aws-chunked decoded) and the SHA-256 they must have, if signed."""
     claims = auth.claims
     declared = req.headers.get("x-amz-decoded-content-length") or req.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > limit
+    ):
         raise errors.too_large(limit)
     chunked = "aws-chunked" in req.headers.get("content-encoding", "")
     if claims is not None and claims.payload in sigv4.STREAMING:

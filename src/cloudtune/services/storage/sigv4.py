@@ -97,7 +97,10 @@ def parse(headers: dict[str, str], query: list[tuple[str, str]]) -> SignedReques
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise errors.access_denied("Only AWS4-HMAC-SHA256 signatures are supported")
     try:
-        expires = int(params["X-Amz-Expires"])
+        raw_expires = params["X-Amz-Expires"]
+        if not (raw_expires.isascii() and raw_expires.isdigit()):
+            raise ValueError(raw_expires)
+        expires = int(raw_expires)
         claims = _claims(
             params["X-Amz-Credential"],
             params["X-Amz-Date"],
@@ -131,7 +134,7 @@ def _claims(
             "the credential scope must be <key>/<date>/<region>/s3/aws4_request",
             code="AuthorizationHeaderMalformed",
         )
-    if not re.match(r"^\d{8}T\d{6}Z$", timestamp) or parts[1] != timestamp[:8]:
+    if not re.match(r"^[0-9]{8}T[0-9]{6}Z$", timestamp) or parts[1] != timestamp[:8]:
         raise errors.access_denied("X-Amz-Date is missing or does not match the credential date")
     try:
         datetime.strptime(timestamp, "%Y%m%dT%H%M%SZ")
