@@ -480,3 +480,23 @@ class TestBadRequestsAre400:
         )
         assert bad != url
         assert (await client.get(bad)).status_code == 400
+
+
+class TestDatasetFolders:
+    async def test_an_uploaded_dataset_folder_holds_only_its_objects(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        s3 = s3_client(client, await make_key(client, bucket="datasets"))
+        await off_loop(lambda: s3.create_bucket(Bucket="datasets"))
+        await off_loop(
+            lambda: s3.put_object(
+                Bucket="datasets", Key="olga/shapes/img0.png", Body=b"png", ContentType="image/png"
+            )
+        )
+        root = client.app.state.ctx.settings.storage_dir  # type: ignore[attr-defined]
+        shapes = root / "datasets" / "olga" / "shapes"
+        assert [p.name for p in shapes.rglob("*")] == ["img0.png"]
+        head = await off_loop(
+            lambda: s3.head_object(Bucket="datasets", Key="olga/shapes/img0.png")
+        )
+        assert head["ContentType"] == "image/png"

@@ -138,3 +138,40 @@ def test_counts_in_the_query_are_ascii_digits(raw: str) -> None:
         multipart.part_number(raw)
     with pytest.raises(InvalidInputError):
         listing.max_keys_of(raw)
+
+
+def test_a_dataset_folder_holds_only_its_objects(tmp_path: Path) -> None:
+    # A trainer reads every file of a dataset's folder: metadata there once crashed it.
+    for key in ("olga/shapes/", "olga/shapes/img0.png", "olga/shapes/sub/img1.png"):
+        where = object_path(tmp_path, "datasets", key)
+        where.folder.mkdir(parents=True, exist_ok=True)
+        temp = where.folder / ".ct~tmp-test"
+        temp.write_bytes(b"" if key.endswith("/") else b"png")
+        written = objects.Written(temp, temp.stat().st_size, b"\0" * 16, None)
+        objects.commit(tmp_path, "datasets", key, written, content_type="image/png", etag='"e"')
+    shapes = tmp_path / "datasets" / "olga" / "shapes"
+    found = sorted(p.relative_to(shapes).as_posix() for p in shapes.rglob("*"))
+    assert found == ["img0.png", "sub", "sub/img1.png"]
+    assert objects.head(tmp_path, "datasets", "olga/shapes/img0.png").content_type == "image/png"
+    page = listing.list_page(
+        tmp_path, "datasets", prefix="olga/", delimiter=None, max_keys=10, after=""
+    )
+    assert [o.key for o in page.contents] == [
+        "olga/shapes/",
+        "olga/shapes/img0.png",
+        "olga/shapes/sub/img1.png",
+    ]
+    # The marker keeps its folder when the objects in it go; deleting it too leaves nothing.
+    objects.delete(tmp_path, "datasets", "olga/shapes/img0.png")
+    objects.delete(tmp_path, "datasets", "olga/shapes/sub/img1.png")
+    assert shapes.is_dir() and not list(shapes.iterdir())
+    assert objects.head(tmp_path, "datasets", "olga/shapes/").size == 0
+    objects.delete(tmp_path, "datasets", "olga/shapes/")
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == []
+
+
+def test_metadata_of_an_object_removed_by_other_means_gives_way(tmp_path: Path) -> None:
+    _put(tmp_path, "a", b"old")
+    (tmp_path / "bk1" / "a").unlink()  # removed on disk, its metadata left behind
+    _put(tmp_path, "a/b", b"new")
+    assert objects.head(tmp_path, "bk1", "a/b").size == 3

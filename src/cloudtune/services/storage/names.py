@@ -1,9 +1,12 @@
 """Bucket names and object keys, and where they live on disk.
 
-Objects live at `<root>/<bucket>/<key>`, so a job's outputs can be browsed as plain files. What
-the store keeps beside them is hidden under names that start with `.ct~` (temp files of uploads
-in flight, each folder's metadata folder `.ct~meta`, multipart parts under `<root>/.ct~uploads`):
-a key with a segment starting `.ct~` is refused, so no key can name or overwrite them."""
+Objects live at `<root>/<bucket>/<key>`, so a job's outputs can be browsed as plain files and an
+uploaded dataset's folder holds its files and nothing else (a trainer reads every file there).
+What the store keeps beside them is under names that start with `.ct~`: each object's metadata
+in a tree mirroring the keys at the bucket's root (`<bucket>/.ct~meta/<key>`; a folder marker's
+`<bucket>/.ct~meta/<key>.ct~dir`), multipart parts under `<root>/.ct~uploads`, and the temp file
+of an upload in flight in its object's folder. A key with a segment starting `.ct~` is refused,
+so no key can name or overwrite them."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from cloudtune.errors import InvalidInputError
 
 RESERVED = ".ct~"
 META_DIR = ".ct~meta"
-# The metadata of a key that ends in "/" (a folder marker), inside that folder's META_DIR.
+# The metadata of a key that ends in "/" (a folder marker), in that folder's mirror under
+# META_DIR.
 DIR_MARKER = ".ct~dir"
 MAX_KEY_BYTES = 1024
 # A file name's limit on common filesystems (ext4, xfs, btrfs: 255 bytes).
@@ -136,10 +140,11 @@ def object_path(root: Path, bucket: str, key: str) -> ObjectPath:
     check_key(key)
     if key.endswith("/"):
         data = bucket_dir / key.rstrip("/")
-        path = ObjectPath(bucket_dir, data, data / META_DIR / DIR_MARKER, True)
+        meta = bucket_dir / META_DIR / key.rstrip("/") / DIR_MARKER
+        path = ObjectPath(bucket_dir, data, meta, True)
     else:
         data = bucket_dir / key
-        path = ObjectPath(bucket_dir, data, data.parent / META_DIR / data.name, False)
+        path = ObjectPath(bucket_dir, data, bucket_dir / META_DIR / key, False)
     ensure_inside(root, path.folder)
     return path
 

@@ -3,9 +3,11 @@
 An upload is written to a temp file in the object's own folder while its MD5 (and, when the
 client signed the payload, its SHA-256) is computed, then fsynced and renamed into place, so a
 reader sees the old object or the new one, never half of one; an upload that fails or whose
-client goes away removes its temp file. The metadata file (`<folder>/.ct~meta/<name>`) holds the
-ETag, size, type and the data file's mtime: when the mtime no longer matches (a file put there
-by other means, or two uploads racing), the ETag is computed again from the bytes."""
+client goes away removes its temp file. The metadata file (`<bucket>/.ct~meta/<key>`, outside
+the objects' own folders) holds the ETag, size, type and the data file's mtime: when the mtime
+no longer matches (a file put there by other means, or two uploads racing), the ETag is
+computed again from the bytes. The data tree is the truth: metadata left by an object removed
+by other means is cleared when a new key needs its place."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ import anyio.to_thread
 
 from cloudtune.services.storage import errors
 from cloudtune.services.storage.names import (
+    DIR_MARKER,
     META_DIR,
     RESERVED,
     ObjectPath,
@@ -163,6 +167,7 @@ def commit(
 
 
 def _write_meta(where: ObjectPath, info: ObjectInfo, mtime_ns: int) -> None:
+    _clear_stale_meta(where)
     where.meta.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "etag": info.etag,
@@ -173,6 +178,21 @@ def _write_meta(where: ObjectPath, info: ObjectInfo, mtime_ns: int) -> None:
     temp = temp_in(where.meta.parent)
     temp.write_text(json.dumps(doc))
     os.replace(temp, where.meta)
+
+
+def _clear_stale_meta(where: ObjectPath) -> None:
+    """Metadata of an object since removed by other means may stand where this key's must go
+    (a file where a folder of the mirror is needed, or the reverse): the data tree allowed
+    this key, so what stands there is stale."""
+    meta_root = where.bucket_dir / META_DIR
+    probe = meta_root
+    for part in where.meta.parent.relative_to(meta_root).parts:
+        probe = probe / part
+        if probe.is_symlink() or (probe.exists() and not probe.is_dir()):
+            probe.unlink()
+            break
+    if where.meta.is_dir() and not where.meta.is_symlink():
+        shutil.rmtree(where.meta, ignore_errors=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -236,20 +256,27 @@ def delete(root: Path, bucket: str, key: str) -> None:
     where = object_path(root, bucket, key)
     if not where.bucket_dir.is_dir():
         raise errors.no_such_bucket()
-    where.meta.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        where.meta.unlink()
     if not where.is_folder:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
             where.data.unlink()
-    _prune(where.meta.parent, where.bucket_dir)
+    _prune(where.meta.parent, where.bucket_dir, None)
+    _prune(where.folder, where.bucket_dir, where.bucket_dir / META_DIR)
 
 
-def _prune(folder: Path, stop: Path) -> None:
+def _prune(folder: Path, stop: Path, meta_root: Path | None) -> None:
+    """Remove `folder` and its parents below `stop` while they are empty; with `meta_root`
+    (the data tree), not a folder that a folder marker keeps."""
     while folder != stop and stop in folder.parents:
+        if meta_root is not None:
+            rel = folder.relative_to(stop)
+            if (meta_root / rel / DIR_MARKER).exists():
+                return
         try:
             folder.rmdir()
         except OSError:
-            if folder.name != META_DIR:
-                return
+            return
         folder = folder.parent
 
 
@@ -275,10 +302,12 @@ def walk_keys(bucket_dir: Path, *, prefix: str, after: str) -> Iterator[str]:
     # Start in the deepest folder every key under the prefix shares.
     base = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     folder = bucket_dir / base.rstrip("/") if base else bucket_dir
-    yield from _walk(folder, base, prefix, after)
+    meta = bucket_dir / META_DIR / base.rstrip("/") if base else bucket_dir / META_DIR
+    yield from _walk(folder, meta, base, prefix, after)
 
 
-def _walk(folder: Path, rel: str, prefix: str, after: str) -> Iterator[str]:
+def _walk(folder: Path, meta: Path, rel: str, prefix: str, after: str) -> Iterator[str]:
+    """`meta`: the folder's mirror in the metadata tree, where its folder marker is."""
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
@@ -291,7 +320,7 @@ def _walk(folder: Path, rel: str, prefix: str, after: str) -> Iterator[str]:
         if not is_dir and not entry.is_file(follow_symlinks=False):
             continue  # links and devices are not objects
         named.append((rel + entry.name + ("/" if is_dir else ""), is_dir))
-    if rel and (folder / META_DIR / ".ct~dir").exists():
+    if rel and (meta / DIR_MARKER).exists():
         named.append((rel, False))  # the folder marker, first in its folder's order
     for key, is_dir in sorted(named):
         if is_dir:
@@ -300,7 +329,8 @@ def _walk(folder: Path, rel: str, prefix: str, after: str) -> Iterator[str]:
                 continue
             if key < after and not after.startswith(key):
                 continue
-            yield from _walk(folder / key[len(rel) : -1], key, prefix, after)
+            name = key[len(rel) : -1]
+            yield from _walk(folder / name, meta / name, key, prefix, after)
         elif key > after and key.startswith(prefix):
             yield key
 
