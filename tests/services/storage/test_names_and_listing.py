@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,20 @@ def test_metadata_of_an_object_removed_by_other_means_gives_way(tmp_path: Path) 
     (tmp_path / "bk1" / "a").unlink()  # removed on disk, its metadata left behind
     _put(tmp_path, "a/b", b"new")
     assert objects.head(tmp_path, "bk1", "a/b").size == 3
+
+
+def test_metadata_of_the_earlier_layout_moves_out_of_the_folder_when_listed(
+    tmp_path: Path,
+) -> None:
+    shapes = tmp_path / "bk1" / "olga" / "shapes"
+    (shapes / ".ct~meta").mkdir(parents=True)
+    (shapes / "img0.png").write_bytes(b"png")
+    stat = (shapes / "img0.png").stat()
+    doc = {"etag": '"e"', "size": 3, "content_type": "image/png", "mtime_ns": stat.st_mtime_ns}
+    (shapes / ".ct~meta" / "img0.png").write_text(json.dumps(doc))
+    (shapes / ".ct~meta" / ".ct~dir").write_text(json.dumps({**doc, "size": 0}))
+    page = listing.list_page(tmp_path, "bk1", prefix="", delimiter=None, max_keys=10, after="")
+    assert [o.key for o in page.contents] == ["olga/shapes/", "olga/shapes/img0.png"]
+    assert [p.name for p in shapes.iterdir()] == ["img0.png"]
+    info = objects.head(tmp_path, "bk1", "olga/shapes/img0.png")
+    assert info.content_type == "image/png" and info.etag == '"e"'

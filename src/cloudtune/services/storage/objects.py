@@ -314,6 +314,8 @@ def _walk(folder: Path, meta: Path, rel: str, prefix: str, after: str) -> Iterat
         return
     named = []
     for entry in entries:
+        if entry.name == META_DIR and rel and entry.is_dir(follow_symlinks=False):
+            _adopt_legacy_meta(Path(entry.path), meta)
         if entry.name.startswith(RESERVED):
             continue
         is_dir = entry.is_dir(follow_symlinks=False)
@@ -333,6 +335,22 @@ def _walk(folder: Path, meta: Path, rel: str, prefix: str, after: str) -> Iterat
             yield from _walk(folder / name, meta / name, key, prefix, after)
         elif key > after and key.startswith(prefix):
             yield key
+
+
+def _adopt_legacy_meta(legacy: Path, mirror: Path) -> None:
+    """Metadata of the earlier layout, a `.ct~meta` folder beside the objects (which a trainer
+    reading a dataset's folder tripped on), moves to the mirror tree when its folder is listed;
+    its entries keep their names (an object's name, or the folder marker's)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(legacy):
+            source = Path(entry.path)
+            target = mirror / entry.name
+            if entry.name.startswith(f"{RESERVED}tmp-") or target.exists():
+                source.unlink()
+                continue
+            mirror.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+        legacy.rmdir()
 
 
 def info_of(root: Path, bucket: str, key: str) -> ObjectInfo | None:
