@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloudtune.domain.deliveries import Delivery, DeliveryKind, DeliveryStatus
@@ -87,20 +87,37 @@ def take(
     """Claim up to `limit` deliveries of these kinds to make now: pending ones, and running
     ones whose claim (their `updated_at` + `claim_for`) ran out. Each is claimed by a guarded
     update; the ones another replica took first are left out."""
-    wanted = [kind.value for kind in kinds]
-    ready = or_(
+    return _take(session, kinds, None, now=now, claim_for=claim_for, limit=limit)
+
+
+def _ready(now: datetime, claim_for: timedelta) -> ColumnElement[bool]:
+    """Pending, or running with a claim that ran out."""
+    return or_(
         _deliveries.c.status == DeliveryStatus.PENDING.value,
         and_(
             _deliveries.c.status == DeliveryStatus.RUNNING.value,
             _deliveries.c.updated_at < now - claim_for,
         ),
     )
-    candidates = session.execute(
-        select(_deliveries.c.job_id, _deliveries.c.kind, _deliveries.c.updated_at)
-        .where(_deliveries.c.kind.in_(wanted), ready)
-        .order_by(_deliveries.c.updated_at)
-        .limit(limit)
-    ).all()
+
+
+def _take(
+    session: Session,
+    kinds: Iterable[DeliveryKind],
+    of_jobs: ColumnElement[bool] | None,
+    *,
+    now: datetime,
+    claim_for: timedelta,
+    limit: int,
+) -> list[Delivery]:
+    wanted = [kind.value for kind in kinds]
+    ready = _ready(now, claim_for)
+    found = select(_deliveries.c.job_id, _deliveries.c.kind, _deliveries.c.updated_at).where(
+        _deliveries.c.kind.in_(wanted), ready
+    )
+    if of_jobs is not None:
+        found = found.where(of_jobs)
+    candidates = session.execute(found.order_by(_deliveries.c.updated_at).limit(limit)).all()
     taken: list[Delivery] = []
     for job_id, kind, seen_at in candidates:
         claimed = cast(
@@ -188,47 +205,10 @@ def take_of_jobs_in(
     """As `take`, but only deliveries whose job has one of these statuses (a publish waits for
     its job to complete; a failed job's publish is never made)."""
     jobs = cast(Table, JobModel.__table__)
-    wanted = [kind.value for kind in kinds]
     of_jobs = _deliveries.c.job_id.in_(
         select(jobs.c.job_id).where(jobs.c.status.in_(list(job_statuses)))
     )
-    ready = or_(
-        _deliveries.c.status == DeliveryStatus.PENDING.value,
-        and_(
-            _deliveries.c.status == DeliveryStatus.RUNNING.value,
-            _deliveries.c.updated_at < now - claim_for,
-        ),
-    )
-    candidates = session.execute(
-        select(_deliveries.c.job_id, _deliveries.c.kind, _deliveries.c.updated_at)
-        .where(_deliveries.c.kind.in_(wanted), ready, of_jobs)
-        .order_by(_deliveries.c.updated_at)
-        .limit(limit)
-    ).all()
-    taken: list[Delivery] = []
-    for job_id, kind, seen_at in candidates:
-        claimed = cast(
-            CursorResult[Any],
-            session.execute(
-                update(_deliveries)
-                .where(
-                    _deliveries.c.job_id == job_id,
-                    _deliveries.c.kind == kind,
-                    _deliveries.c.updated_at == seen_at,
-                    ready,
-                )
-                .values(
-                    status=DeliveryStatus.RUNNING.value,
-                    attempts=_deliveries.c.attempts + 1,
-                    updated_at=now,
-                )
-            ),
-        )
-        if claimed.rowcount == 1:
-            row = session.get(JobDeliveryModel, (job_id, kind), populate_existing=True)
-            assert row is not None
-            taken.append(_to_delivery(row))
-    return taken
+    return _take(session, kinds, of_jobs, now=now, claim_for=claim_for, limit=limit)
 
 
 def any_ready(
@@ -237,13 +217,7 @@ def any_ready(
     """Whether `take` would find anything: a read, so a replica with nothing to deliver asks
     without taking the write lock (nor ending the caches a committed write ends)."""
     wanted = [kind.value for kind in kinds]
-    ready = or_(
-        _deliveries.c.status == DeliveryStatus.PENDING.value,
-        and_(
-            _deliveries.c.status == DeliveryStatus.RUNNING.value,
-            _deliveries.c.updated_at < now - claim_for,
-        ),
-    )
+    ready = _ready(now, claim_for)
     found = session.execute(
         select(_deliveries.c.job_id).where(_deliveries.c.kind.in_(wanted), ready).limit(1)
     ).first()
