@@ -371,3 +371,50 @@ class TestVisibility:
             f"/api/cloud/jobs/{admins_job}/outputs/weights.bin", headers=bearer(admin)
         )
         assert admins.status_code == 200 and admins.content == b"admin's weights"
+
+
+class TestLeastPrivilegedKey:
+    async def test_a_key_that_may_only_view_its_own_jobs_reads_nothing_outside_their_folder(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """A key scoped to `job.view.own` of a researcher: its own job's files, and nothing
+        outside the output root, the server's home or another user's folder, whatever the
+        path or link says (traversal and links out are 400; a folder it may not be served
+        is 404, the same answer as a missing file)."""
+        from tests.api.routes.test_auth import add_user, bearer, setup_admin
+
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        admin = await setup_admin(client)
+        bob = bearer(await add_user(client, admin, "bob", "researcher"))
+        made = await client.post(
+            "/api/cloud/auth/api-keys",
+            json={"name": "read-only", "scoped_permissions": ["job.view.own"]},
+            headers=bob,
+        )
+        assert made.status_code == 200, made.text
+        key = {"Authorization": f"Bearer {made.json()['key']}"}
+        root = ctx.settings.outputs_dir
+        run = root / "bob" / "run"
+        run.mkdir(parents=True)
+        (run / "weights.bin").write_bytes(b"bob's weights")
+        secret = ctx.settings.home / "token-signing.key"
+        assert secret.is_file()
+        (run / "key-link").symlink_to(secret)
+        own = _insert_local_job(ctx, str(run), job_id="bob-run", owner="bob")
+        in_home = _insert_local_job(ctx, str(ctx.settings.home), job_id="bob-home", owner="bob")
+
+        served = await client.get(f"/api/cloud/jobs/{own}/outputs/weights.bin", headers=key)
+        assert served.status_code == 200 and served.content == b"bob's weights"
+        # Encoded, so the client sends the dots as they are instead of resolving them itself.
+        for path in ("key-link", "%2e%2e/%2e%2e/token-signing.key", "x%2F..%2F..%2Fkey-link"):
+            refused = await client.get(f"/api/cloud/jobs/{own}/outputs/{path}", headers=key)
+            assert refused.status_code == 400, (path, refused.status_code, refused.text)
+            assert refused.json()["code"] == "invalid_path"
+            assert secret.read_bytes() not in refused.content
+        for job_id in (in_home,):
+            hidden = await client.get(
+                f"/api/cloud/jobs/{job_id}/outputs/token-signing.key", headers=key
+            )
+            assert hidden.status_code == 404 and hidden.json()["code"] == "output_not_found"
+            listing = (await client.get(f"/api/cloud/jobs/{job_id}/outputs", headers=key)).json()
+            assert listing["folder"] is None and listing["files"] == []
