@@ -146,15 +146,38 @@ def create_credential(
         raise PermissionDeniedError(
             f"your storage keys reach only keys under {base!r}", code="permission_denied"
         )
+    row, secret = _mint(
+        ctx,
+        user_id=caller.user_id,
+        job_id=None,
+        bucket=bucket,
+        prefix=chosen,
+        can_write=can_write,
+        days=days,
+    )
+    return NewStorageCredential(_public(row), secret)
+
+
+def _mint(
+    ctx: Context,
+    *,
+    user_id: str | None,
+    job_id: str | None,
+    bucket: str,
+    prefix: str,
+    can_write: bool,
+    days: int,
+) -> tuple[store.CredentialRow, str]:
+    """A new key pair, saved with its secret encrypted; the row and the secret (shown once)."""
     now = utcnow()
     access_key_id, secret = _new_pair()
     row = store.CredentialRow(
         access_key_id=access_key_id,
         secret_ciphertext=ctx.secret_box.encrypt(secret),
-        user_id=caller.user_id,
-        job_id=None,
+        user_id=user_id,
+        job_id=job_id,
         bucket=bucket,
-        prefix=chosen,
+        prefix=prefix,
         can_write=can_write,
         created_at=now,
         expires_at=now + timedelta(days=days),
@@ -162,7 +185,7 @@ def create_credential(
     )
     with ctx.db.write() as session:
         store.insert_credential(session, row)
-    return NewStorageCredential(_public(row), secret)
+    return row, secret
 
 
 def list_credentials(ctx: Context, caller: Principal) -> list[StorageCredential]:
@@ -211,24 +234,17 @@ def mint_job_credentials(ctx: Context, job_id: str, user_id: str | None) -> JobS
     dead once the job is terminal. Also names the job's upload token (the plain-PUT form's
     `X-Upload-Token`/`X-SimpleTuner-Secret`), which is the job's signed token."""
     prefix = job_prefix(ctx, job_id, user_id)
-    now = utcnow()
-    access_key_id, secret = _new_pair()
-    row = store.CredentialRow(
-        access_key_id=access_key_id,
-        secret_ciphertext=ctx.secret_box.encrypt(secret),
+    row, secret = _mint(
+        ctx,
         user_id=user_id,
         job_id=job_id,
         bucket=JOB_BUCKET,
         prefix=prefix,
         can_write=True,
-        created_at=now,
-        expires_at=now + timedelta(days=JOB_KEY_DAYS),
-        revoked_at=None,
+        days=JOB_KEY_DAYS,
     )
-    with ctx.db.write() as session:
-        store.insert_credential(session, row)
     return JobStorageCredentials(
-        access_key_id=access_key_id,
+        access_key_id=row.access_key_id,
         secret_access_key=secret,
         bucket=JOB_BUCKET,
         prefix=prefix,
