@@ -307,12 +307,23 @@ async def test_fifty_jobs_survive_a_flaky_api_and_lost_webhooks(
             )
 
     responses = await asyncio.gather(*(submit(i) for i in range(50)))
-    assert all(r.status_code == 200 for r in responses), [
-        r.text for r in responses if r.status_code != 200
+    # A create whose answer was lost, and whose lookups all failed too, is answered
+    # provider_create_unconfirmed with the job kept active (never sent twice): rare at this
+    # fault rate, and the documented answer when it happens.
+    refused = [r for r in responses if r.status_code != 200]
+    assert all(r.json()["code"] == "provider_create_unconfirmed" for r in refused), [
+        r.text for r in refused
     ]
     job_ids = [r.json()["job_id"] for r in responses]
+    unconfirmed = {r.json()["job_id"] for r in refused}
+    never_made = {j for j in unconfirmed if not fake.predictions_for(j)}
+    if unconfirmed - never_made:
+        # A sync settles the ones Replicate did create (it finds them by our id).
+        for _ in range(20):
+            if (await client.post("/api/cloud/jobs/sync")).status_code == 200:
+                break
     deadline = time.monotonic() + 120
-    pending = set(job_ids)
+    pending = set(job_ids) - never_made
     while pending:
         assert time.monotonic() < deadline, f"{len(pending)} jobs never finished"
         listing = await client.get("/api/cloud/jobs?limit=100&status=completed,failed,cancelled")
@@ -320,8 +331,10 @@ async def test_fifty_jobs_survive_a_flaky_api_and_lost_webhooks(
         pending -= {j["job_id"] for j in listing.json()["jobs"]}
         await asyncio.sleep(0.5)
     final = (await client.get("/api/cloud/jobs?limit=100")).json()["jobs"]
-    assert {j["status"] for j in final} == {"completed"}
-    for job_id in job_ids:
+    assert {j["status"] for j in final if j["job_id"] not in never_made} == {"completed"}
+    # One never created stays active for the lost-job check, never failed by a guess.
+    assert all(j["is_active"] for j in final if j["job_id"] in never_made)
+    for job_id in set(job_ids) - never_made:
         assert len(fake.predictions_for(job_id)) == 1, f"{job_id} was created more than once"
     assert fake.webhooks_dropped > 0
     assert "unhandled error" not in caplog.text  # nothing answered 500
