@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.publishing import PublishSettings
+from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.domain.training import TrainingSpec
 
 
@@ -47,6 +48,9 @@ class JobBundle:
     # trainer publishes itself passes them on as its input; the local provider ignores them
     # (the server publishes a local job's outputs).
     publish: PublishSettings | None = None
+    # The job's own key to the built-in S3 endpoint (in memory only), for a trainer that
+    # writes its outputs or reads its data through it.
+    storage: JobStorageCredentials | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ class RestoredJob:
     webhook_url: str
     webhook_token: str
     secrets: list[tuple[tuple[str | int, ...], Any]] = field(default_factory=list)
+    storage: JobStorageCredentials | None = None
 
 
 @runtime_checkable

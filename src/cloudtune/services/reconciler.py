@@ -46,6 +46,7 @@ from cloudtune.services.outputs import homecoming
 from cloudtune.services.outputs.worker import OutputsWorker
 from cloudtune.services.polling import PollSchedule
 from cloudtune.services.provider_status import apply_provider_status
+from cloudtune.services.storage import job_credentials
 from cloudtune.store import jobs as job_store
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Reconciler:
                         webhook_url=self._ctx.trainer_webhook_url(job.job_id),
                         webhook_token=self._ctx.tokens.job_token(job.job_id),
                         secrets=await self._ctx.in_thread(job_secrets, self._ctx, job.job_id),
+                        storage=await self._ctx.in_thread(job_credentials, self._ctx, job.job_id),
                     )
                     for job in active
                     if job.provider == provider.name

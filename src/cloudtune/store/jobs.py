@@ -29,6 +29,7 @@ from cloudtune.store.job_reads import count_jobs as count_jobs
 from cloudtune.store.job_reads import get_job as get_job
 from cloudtune.store.job_reads import list_jobs as list_jobs
 from cloudtune.store.job_reads import user_key as user_key
+from cloudtune.store.storage import revoke_job_credentials
 from cloudtune.store.tables import (
     IdempotencyKeyModel,
     JobCountModel,
@@ -204,6 +205,9 @@ def switch_job_status(
     if new_status.is_terminal:
         # An ended job is polled by no replica: its lease (store.leases) goes with it.
         session.execute(delete(JobLeaseModel).where(JobLeaseModel.job_id == job_id))
+        # Its storage keys already stop working (each request reads the job's status); this
+        # records when.
+        revoke_job_credentials(session, job_id, at=now)
     for status, delta in sorted(((previous.value, -1), (new_status.value, 1))):
         _bump_count(session, job.user_id, job.provider, job.job_type.value, status, delta)
     updated = get_job(session, job_id)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cloudtune.domain.jobs import utcnow
 from cloudtune.store.tables import JobModel, StorageCredentialModel
 
 
@@ -79,7 +80,12 @@ def find_credential(session: Session, access_key_id: str) -> CredentialRow | Non
 def list_credentials(
     session: Session, *, user_id: str | None, everyone: bool
 ) -> list[CredentialRow]:
-    query = select(StorageCredentialModel).order_by(StorageCredentialModel.created_at.desc())
+    """People's keys; a job's own keys are the job's business, not listed."""
+    query = (
+        select(StorageCredentialModel)
+        .where(StorageCredentialModel.job_id.is_(None))
+        .order_by(StorageCredentialModel.created_at.desc())
+    )
     if not everyone:
         query = query.where(StorageCredentialModel.user_id == user_id)
     return [_row(model) for model in session.scalars(query)]
@@ -95,6 +101,21 @@ def revoke_credential(session: Session, access_key_id: str, *, at: datetime) -> 
         .values(revoked_at=at)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def live_job_credential(session: Session, job_id: str) -> CredentialRow | None:
+    """The newest key of a job that is neither revoked nor expired."""
+    model = session.scalars(
+        select(StorageCredentialModel)
+        .where(
+            StorageCredentialModel.job_id == job_id,
+            StorageCredentialModel.revoked_at.is_(None),
+            StorageCredentialModel.expires_at > utcnow(),
+        )
+        .order_by(StorageCredentialModel.created_at.desc())
+        .limit(1)
+    ).first()
+    return _row(model) if model is not None else None
 
 
 def revoke_job_credentials(session: Session, job_id: str, *, at: datetime) -> int:

@@ -5,7 +5,9 @@ a job), plus the job's own secrets.
 A job's secrets reach its trainer only here, never through a file: every secret in
 `CLOUDTUNE_JOB_SECRETS` (JSON: `[[path, value], ...]`, where path says where it sat in the
 config, see `domain.training.merge_secrets`), and the well-known ones also under the names
-their libraries read (`HF_TOKEN` for a hub token, `AWS_*` for S3 keys).
+their libraries read (`HF_TOKEN` for a hub token, `AWS_*` for S3 keys). The job's own key to
+the built-in S3 endpoint comes as `CLOUDTUNE_STORAGE_*` (not `AWS_*`: those stay the job's keys
+to the operator's S3).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.domain.training import arg_name
 
 _ALLOWED = frozenset(
@@ -72,3 +75,15 @@ def trainer_environment(
             if variable and isinstance(value, str):
                 env.setdefault(variable, value)
     return env
+
+
+def storage_environment(storage: JobStorageCredentials | None) -> dict[str, str]:
+    if storage is None:
+        return {}
+    return {
+        "CLOUDTUNE_STORAGE_ENDPOINT_URL": storage.endpoint_url,
+        "CLOUDTUNE_STORAGE_BUCKET": storage.bucket,
+        "CLOUDTUNE_STORAGE_PREFIX": storage.prefix,
+        "CLOUDTUNE_STORAGE_ACCESS_KEY_ID": storage.access_key_id,
+        "CLOUDTUNE_STORAGE_SECRET_ACCESS_KEY": storage.secret_access_key,
+    }

@@ -14,7 +14,6 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from cloudtune.domain.costs import usd_to_micros
 from cloudtune.domain.hardware import HardwareProfile
@@ -30,7 +29,7 @@ from cloudtune.providers.base import (
     RestoredJob,
 )
 from cloudtune.providers.local import processes, readoption, supervision
-from cloudtune.providers.local.environment import trainer_environment
+from cloudtune.providers.local.environment import storage_environment, trainer_environment
 from cloudtune.providers.local.hardware import detect_hardware
 from cloudtune.providers.local.queue import Entry, JobQueue
 from cloudtune.settings import Settings
@@ -121,9 +120,7 @@ class LocalProvider:
         config, dataloader, _ = split_secrets(bundle.spec.config, bundle.spec.dataloader)
         _write_json(run_dir / "config.json", config)
         _write_json(run_dir / "multidatabackend.json", dataloader)
-        env = self._trainer_env(
-            job.job_id, run_dir, bundle.webhook_url, bundle.webhook_token, bundle.secrets
-        )
+        env = self._trainer_env(job.job_id, run_dir, bundle)
         self._enqueue(self._entry(job, run_dir, env))
         data = {"run_dir": str(run_dir), readoption.OWNER_KEY: self._replica}
         return ProviderHandle(ref=job.job_id, data=data)
@@ -193,9 +190,7 @@ class LocalProvider:
             if not self.holds(restored.handle):
                 continue
             job, run_dir = restored.job, self._runs_dir / restored.handle.ref
-            env = self._trainer_env(
-                job.job_id, run_dir, restored.webhook_url, restored.webhook_token, restored.secrets
-            )
+            env = self._trainer_env(job.job_id, run_dir, restored)
             readoption.readopt(self._queue, self._entry(job, run_dir, env), job)
         self._wake.set()
 
@@ -230,20 +225,16 @@ class LocalProvider:
         self._wake.set()
 
     def _trainer_env(
-        self,
-        job_id: str,
-        run_dir: Path,
-        webhook_url: str,
-        webhook_token: str,
-        secrets: Sequence[tuple[tuple[str | int, ...], Any]] = (),
+        self, job_id: str, run_dir: Path, start: JobBundle | RestoredJob
     ) -> dict[str, str]:
-        env = trainer_environment(os.environ, secrets)
+        env = trainer_environment(os.environ, start.secrets)
+        env.update(storage_environment(start.storage))
         env.update(
             {
                 "CLOUDTUNE_JOB_ID": job_id,
                 "CLOUDTUNE_RUN_DIR": str(run_dir),
-                "CLOUDTUNE_WEBHOOK_URL": webhook_url,
-                "CLOUDTUNE_WEBHOOK_TOKEN": webhook_token,
+                "CLOUDTUNE_WEBHOOK_URL": start.webhook_url,
+                "CLOUDTUNE_WEBHOOK_TOKEN": start.webhook_token,
                 "CLOUDTUNE_TRAINER__CPU_MAX_RESOLUTION": str(
                     self._settings.trainer.cpu_max_resolution
                 ),

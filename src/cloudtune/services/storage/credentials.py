@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from cloudtune.domain.jobs import TERMINAL_STATUSES, JobStatus, utcnow
 from cloudtune.domain.principal import ALL_PERMISSIONS, Principal
+from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -211,16 +212,6 @@ def revoke_credential(ctx: Context, caller: Principal, access_key_id: str) -> No
 # -- jobs -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class JobStorageCredentials:
-    access_key_id: str
-    secret_access_key: str
-    bucket: str
-    prefix: str
-    endpoint_url: str
-    upload_token: str
-
-
 def job_prefix(ctx: Context, job_id: str, user_id: str | None) -> str:
     if user_id is None:
         return f"{job_id}/"
@@ -243,13 +234,29 @@ def mint_job_credentials(ctx: Context, job_id: str, user_id: str | None) -> JobS
         can_write=True,
         days=JOB_KEY_DAYS,
     )
+    return _job_credentials(ctx, row, secret)
+
+
+def job_credentials(ctx: Context, job_id: str) -> JobStorageCredentials | None:
+    """The key minted at the job's submit, again (a restarted server hands it back to a
+    trainer it re-adopts); None once the job has ended, or when the secret is lost."""
+    with ctx.db.read() as session:
+        row = store.live_job_credential(session, job_id)
+    secret = ctx.secret_box.decrypt(row.secret_ciphertext) if row is not None else None
+    if row is None or secret is None:
+        return None
+    return _job_credentials(ctx, row, secret)
+
+
+def _job_credentials(ctx: Context, row: store.CredentialRow, secret: str) -> JobStorageCredentials:
+    assert row.job_id is not None
     return JobStorageCredentials(
         access_key_id=row.access_key_id,
         secret_access_key=secret,
-        bucket=JOB_BUCKET,
-        prefix=prefix,
+        bucket=row.bucket,
+        prefix=row.prefix,
         endpoint_url=f"{ctx.settings.base_url}/api/cloud/storage",
-        upload_token=ctx.tokens.job_token(job_id),
+        upload_token=ctx.tokens.job_token(row.job_id),
     )
 
 

@@ -19,6 +19,7 @@ from cloudtune.providers.base import JobBundle, Uploads
 from cloudtune.services import costs
 from cloudtune.services.context import Context
 from cloudtune.services.packaging import remote_dataloader
+from cloudtune.services.storage import mint_job_credentials
 from cloudtune.services.submission.idempotency import SubmitResult, find_replay, insert_job
 from cloudtune.services.submission.prepare import Prepared, Preview, prepare, preview
 from cloudtune.services.submission.request import SubmitRequest
@@ -57,6 +58,7 @@ async def submit_job(
 
     try:
         dataset_url = await _upload(ctx, prepared, job)
+        storage = await ctx.in_thread(mint_job_credentials, ctx, job.job_id, job.user_id)
         bundle = JobBundle(
             spec=prepared.spec,
             webhook_url=ctx.trainer_webhook_url(job.job_id),
@@ -70,6 +72,7 @@ async def submit_job(
             hardware_profile=prepared.offer.name if prepared.offer else None,
             secrets=list(prepared.secrets),
             publish=prepared.publish.settings if prepared.publish else None,
+            storage=storage,
         )
         with ctx.metrics.provider_calls.labels(provider_name, "submit").time():
             handle = await prepared.provider.submit(job, bundle)
