@@ -7,6 +7,7 @@ from datetime import timedelta
 from cloudtune.domain.deliveries import DeliveryKind, DeliveryStatus
 from cloudtune.domain.jobs import utcnow
 from cloudtune.store import deliveries
+from cloudtune.store import jobs as job_store
 from cloudtune.store.db import Database
 from tests.factories import create_job
 
@@ -52,3 +53,14 @@ def test_a_failed_delivery_shows_its_error_and_a_retry_starts_it_over(db: Databa
     with db.read() as session:
         (done,) = deliveries.deliveries_of(session, job.job_id)
     assert done.status == DeliveryStatus.DONE and done.target == "s3://bucket/run"
+
+
+def test_a_publish_target_marks_its_job_and_outputs_do_not(db: Database) -> None:
+    publishing, fetching = create_job(db), create_job(db)
+    now = utcnow()
+    with db.write() as session:
+        deliveries.plan(session, publishing.job_id, DeliveryKind.S3, at=now)
+        deliveries.plan(session, fetching.job_id, DeliveryKind.OUTPUTS, at=now)
+    with db.read() as session:
+        assert job_store.get_job(session, publishing.job_id).publishes  # type: ignore[union-attr]
+        assert not job_store.get_job(session, fetching.job_id).publishes  # type: ignore[union-attr]

@@ -14,6 +14,10 @@ class DeliveryKind(StrEnum):
     S3 = "s3"  # an external bucket
 
 
+# The kinds that publish the model elsewhere (a job JSON's `publish`).
+PUBLISH_KINDS = (DeliveryKind.HUB, DeliveryKind.S3)
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"

@@ -146,6 +146,7 @@ class Job:
     config_snapshot: dict[str, Any] | None = None
     provider_ref: str | None = None
     provider_data: dict[str, Any] = field(default_factory=dict)
+    publishes: bool = False  # it has a publish target (Hub or external S3)
 
     @property
     def is_terminal(self) -> bool:

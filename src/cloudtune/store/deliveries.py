@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, Table, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from cloudtune.domain.deliveries import Delivery, DeliveryKind, DeliveryStatus
+from cloudtune.domain.deliveries import PUBLISH_KINDS, Delivery, DeliveryKind, DeliveryStatus
 from cloudtune.store.tables import JobDeliveryModel, JobModel
 
 _deliveries = cast(Table, JobDeliveryModel.__table__)
@@ -59,6 +59,8 @@ def plan(
         row.updated_at = at
         if settings is not None:
             row.settings = settings
+    if kind in PUBLISH_KINDS:
+        session.execute(update(JobModel).where(JobModel.job_id == job_id).values(publishes=True))
     session.flush()  # the guarded statements below work on the table: they do not autoflush
 
 

@@ -144,4 +144,5 @@ def _to_job(row: Any) -> Job:
         config_snapshot=row.get("config_snapshot"),
         provider_ref=row["provider_ref"],
         provider_data=row.get("provider_data") or {},
+        publishes=bool(row["publishes"]),
     )

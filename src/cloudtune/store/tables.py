@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -88,6 +89,9 @@ class JobModel(Base):
     # Set when a replica that does not hold the job was asked to cancel it; the holder stops
     # the job on its next reconcile pass and clears it (DESIGN §7).
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # Whether the job has a publish target (a row in job_deliveries of kind hub or s3): a
+    # page of jobs none of which publishes is read without asking job_deliveries.
+    publishes: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_jobs_created_at_job_id", "created_at", "job_id"),

@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from cloudtune.domain.deliveries import Delivery, DeliveryKind
+from cloudtune.domain.deliveries import PUBLISH_KINDS, Delivery, DeliveryKind
 from cloudtune.domain.jobs import JobStatus
 from cloudtune.domain.publishing import (
     PublishSettings,
@@ -25,7 +25,6 @@ from cloudtune.services.publishing.endpoints import require_public_endpoint
 from cloudtune.services.publishing.files import scrub
 from cloudtune.services.publishing.hub import publish_to_hub
 from cloudtune.services.publishing.s3 import publish_to_s3
-from cloudtune.services.publishing.state import PUBLISH_KINDS
 from cloudtune.services.publishing.submit import may_use_server_token
 from cloudtune.store import deliveries as delivery_store
 from cloudtune.store import jobs as job_store

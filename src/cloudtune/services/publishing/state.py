@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudtune.domain.deliveries import Delivery, DeliveryKind, DeliveryStatus
+from cloudtune.domain.deliveries import PUBLISH_KINDS, Delivery, DeliveryStatus
 from cloudtune.domain.jobs import Job, JobStatus
 from cloudtune.domain.principal import Principal
 from cloudtune.errors import ConflictError, job_not_found
@@ -16,7 +16,6 @@ from cloudtune.services.context import Context
 from cloudtune.store import deliveries as delivery_store
 from cloudtune.store import jobs as job_store
 
-PUBLISH_KINDS = (DeliveryKind.HUB, DeliveryKind.S3)
 SKIPPED = "skipped"  # the job did not complete: nothing is published
 # Kept with a delivery for the runner, not shown with the job.
 _INTERNAL = frozenset({"from_defaults", "by_provider_manager"})
@@ -127,10 +126,16 @@ def retry_publish(ctx: Context, caller: Principal, job_id: str) -> PublishState:
 
 
 def publish_fields_of_jobs(ctx: Context, jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
-    """`publish_fields` of each job of a page, read in one query."""
-    with ctx.db.read() as session:
-        found = delivery_store.deliveries_of_jobs(session, [job.job_id for job in jobs])
+    """`publish_fields` of each job of a page, read in one query, and none when no job of the
+    page publishes (most pages: the job list's hot path)."""
+    publishing = [job.job_id for job in jobs if job.publishes]
+    found: dict[str, list[Delivery]] = {}
+    if publishing:
+        with ctx.db.read() as session:
+            found = delivery_store.deliveries_of_jobs(session, publishing)
     return {
-        job.job_id: publish_fields(publish_state(job.job_id, job.status, found[job.job_id]))
+        job.job_id: publish_fields(
+            publish_state(job.job_id, job.status, found.get(job.job_id, []))
+        )
         for job in jobs
     }
