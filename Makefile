@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench clean browser
 
 install: $(STAMP)
 
@@ -30,8 +30,19 @@ lint: install
 WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal --durations=15
 
-# Everything: both databases, trainer runs, real server processes.
-test: install lint
+# The web UI's browser tests drive Debian's Chromium (Playwright's own browser download does
+# not work offline); installed here when missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null && \
+	    $(SUDO) apt-get install -y -q --no-install-recommends chromium >/dev/null; }; } && \
+	  test -x $(CHROMIUM) || { echo "chromium could not be installed"; exit 1; }
+
+# Everything: both databases, trainer runs, real server processes, the browser tests.
+test: install lint browser
 	$(PYTEST)
 
 # SQLite only, no trainer runs, no server processes: a few minutes.

@@ -69,6 +69,7 @@ def seed(database_url: str, count: int) -> str:
         "metadata": json.dumps({"model_family": "reference"}),
         "config_snapshot": json.dumps({"config": {"--max_train_steps": 30}}),
         "provider_data": "{}",
+        "publishes": 0,  # none publishes: the common case (a publishing job's page reads more)
     }
     some_id = ""
 

@@ -149,13 +149,15 @@ TERMINAL = {s.value for s in JobStatus if s.is_terminal}
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers that `make test-fast` selects on: the PostgreSQL half of every test run on both
-    databases, and everything under tests/e2e (real server processes)."""
+    databases, and everything under tests/e2e and tests/web (real server processes; the web
+    UI's also drive a browser)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("database_url") == "postgres":
             item.add_marker(pytest.mark.postgres)
-        if item.path.is_relative_to(E2E_TESTS):
+        if item.path.is_relative_to(E2E_TESTS) or item.path.is_relative_to(WEB_TESTS):
             item.add_marker(pytest.mark.e2e)
 
 
 E2E_TESTS = Path(__file__).parent / "e2e"
+WEB_TESTS = Path(__file__).parent / "web"

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from cloudtune import __version__
 from cloudtune.api.edge import Edge
@@ -25,6 +24,7 @@ from cloudtune.api.routes import (
     providers,
     publishing,
     storage,
+    web,
     webhooks,
 )
 from cloudtune.errors import ConflictError
@@ -133,11 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publishing,
         storage,
         compat,
+        web,
     ):
         app.include_router(module.router)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    app.mount("/ui", web.ui_files, name="ui")
     return app
