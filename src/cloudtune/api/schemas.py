@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from cloudtune.domain.costs import micros_to_usd
 from cloudtune.domain.hardware import HardwareProfile
@@ -40,6 +40,11 @@ class SubmitJobBody(BaseModel):
         le=1_000_000,
         allow_inf_nan=False,
         description="Cancel the job when it has cost this much (USD, at most 1,000,000).",
+    )
+    upload_consent: StrictBool = Field(
+        default=False,
+        description="Agree to upload the local datasets; needed when the data consent setting "
+        "is `ask` and the provider uploads them.",
     )
 
     @field_validator(
@@ -364,7 +369,13 @@ class PreviewResponse(BaseModel):
     config_name: str | None
     model_family: str | None
     max_train_steps: int | None
-    data_leaves_machine: bool = Field(description="Whether the datasets would be uploaded.")
+    data_leaves_machine: bool = Field(
+        description="Whether local datasets would be uploaded to the provider."
+    )
+    consent: Literal["ask", "allow", "deny"] = Field(
+        description="The data consent setting: with `deny` a submit that uploads is refused "
+        "(403 `upload_refused`), with `ask` it needs `upload_consent: true`."
+    )
     datasets: list[PreviewDataset]
     files: int
     bytes: int
@@ -377,7 +388,9 @@ class PreviewResponse(BaseModel):
     price_per_hour_usd: float
     estimated_cost_usd: float | None
     warnings: list[str]
-    blocked: bool
+    blocked: bool = Field(
+        description="A submit would be refused: over the upload limit, or uploads denied."
+    )
 
 
 def preview_to_dict(preview: Preview) -> dict[str, Any]:

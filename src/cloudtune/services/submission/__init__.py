@@ -16,7 +16,7 @@ from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import mask_secrets
 from cloudtune.errors import CloudtuneError, ProviderError, UnconfirmedSubmitError
 from cloudtune.providers.base import JobBundle, Uploads
-from cloudtune.services import costs
+from cloudtune.services import costs, data_consent
 from cloudtune.services.context import Context
 from cloudtune.services.packaging import remote_dataloader
 from cloudtune.services.storage import mint_job_credentials
@@ -125,7 +125,8 @@ async def preview_job(
     prepared = await ctx.in_thread(
         prepare, ctx, caller, provider_name, request, package_data=False
     )
-    return preview(provider_name, prepared)
+    mode = await ctx.in_thread(data_consent.load_mode, ctx)
+    return preview(provider_name, prepared, mode.value)
 
 
 async def _upload(ctx: Context, prepared: Prepared, job: Job) -> str | None:

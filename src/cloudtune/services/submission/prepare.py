@@ -13,7 +13,7 @@ from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import MASK, SecretPath, TrainingSpec, split_secrets
 from cloudtune.errors import PayloadTooLargeError
 from cloudtune.providers.base import HasHardwareProfiles, Provider, Uploads
-from cloudtune.services import costs, publishing
+from cloudtune.services import costs, data_consent, publishing
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import refuse_links_out, require_images
 from cloudtune.services.packaging import DatasetScan, Package, scan_datasets
@@ -77,6 +77,9 @@ class Preview:
     model_family: str | None
     max_train_steps: int | None
     data_leaves_machine: bool
+    # The data consent mode: with `deny` a submit that uploads is refused, with `ask` it needs
+    # `upload_consent: true`.
+    consent: str
     datasets: tuple[DatasetSummary, ...]
     files: int
     bytes: int
@@ -114,6 +117,11 @@ def prepare(
         else None
     )
     local = spec.local_datasets()
+    if local and isinstance(provider, Uploads) and package_data:
+        # Before the scan: a refused upload costs no walk of the datasets.
+        data_consent.check_upload(
+            data_consent.load_mode(ctx), provider.name, request.upload_consent
+        )
     scan = package = None
     if local:
         scan = scan_datasets(local, policy, max_files=ctx.settings.max_dataset_files)
@@ -148,18 +156,24 @@ def prepare(
     )
 
 
-def preview(provider_name: str, prepared: Prepared) -> Preview:
+def preview(provider_name: str, prepared: Prepared, consent: str) -> Preview:
     provider, offer = prepared.provider, prepared.offer
-    uploads = isinstance(provider, Uploads)
+    # Only local datasets are uploaded: a job naming none sends nothing from this machine.
+    uploads = isinstance(provider, Uploads) and prepared.scan is not None
     scan = prepared.scan or DatasetScan()
     limit = provider.upload_limit_bytes if isinstance(provider, Uploads) else None
-    blocked = bool(uploads and limit is not None and scan.total_bytes > limit)
+    warnings: list[str] = []
+    if uploads and limit is not None and scan.total_bytes > limit:
+        warnings.append(f"{scan.total_bytes} bytes is over the {limit} byte upload limit")
+    if uploads and consent == "deny":
+        warnings.append("the data consent setting is `deny`: local datasets are never uploaded")
     return Preview(
         provider=provider_name,
         config_name=prepared.config_name,
         model_family=prepared.spec.model_family,
         max_train_steps=prepared.spec.max_train_steps,
         data_leaves_machine=uploads,
+        consent=consent,
         datasets=tuple(
             DatasetSummary(d.id, d.path, d.archive_folder, d.files, d.images, d.bytes)
             for d in scan.datasets
@@ -177,10 +191,8 @@ def preview(provider_name: str, prepared: Prepared) -> Preview:
         hardware_type=offer.display_name if offer else provider.hardware_type(),
         price_per_hour_micros=offer.price_per_hour_micros if offer else 0,
         estimated_cost_micros=prepared.estimate_micros,
-        warnings=(f"{scan.total_bytes} bytes is over the {limit} byte upload limit",)
-        if blocked
-        else (),
-        blocked=blocked,
+        warnings=tuple(warnings),
+        blocked=bool(warnings),
     )
 
 

@@ -28,6 +28,8 @@ class SubmitRequest:
     publish: dict[str, Any] | None = None
     priority: int = 0
     max_cost_usd: float | None = None
+    # The submitter agrees to upload local datasets (needed when the data consent mode is ask).
+    upload_consent: bool = False
     # Fields the request carried that this server does not know: refused by name.
     unknown_fields: tuple[str, ...] = ()
 
