@@ -122,7 +122,7 @@ function keyTable(keys, onRevoke) {
         h(
           "tr",
           h("th", { scope: "col" }, "Name"),
-          h("th", { scope: "col" }, "Prefix"),
+          h("th.hide-narrow", { scope: "col" }, "Prefix"),
           h("th", { scope: "col" }, "Scopes"),
           h("th.hide-narrow", { scope: "col" }, "Created"),
           h("th.hide-narrow", { scope: "col" }, "Expires"),
@@ -137,8 +137,8 @@ function keyTable(keys, onRevoke) {
           h(
             "tr",
             { dataset: { keyId: key.id } },
-            h("td", key.name),
-            h("td", h("code", `${key.key_prefix}…`)),
+            h("td", key.name, h("div.hint.settings-narrow-only", h("code", `${key.key_prefix}…`))),
+            h("td.hide-narrow", h("code", `${key.key_prefix}…`)),
             h("td", scopeList(key.scoped_permissions)),
             h("td.hide-narrow", when(key.created_at)),
             h("td.hide-narrow", key.expires_at ? when(key.expires_at) : "never"),

@@ -107,8 +107,11 @@ export async function render(main, session) {
   if (session.can("user.manage") && session.multiUser) builders.push(usersSection(session));
   const sections = await Promise.all(builders);
   main.append(
-    h("div.page-head", h("h1", "Settings")),
-    session.multiUser ? h("p.muted", `Signed in as ${session.me.username} (${session.me.role}).`) : null,
+    h(
+      "div.page-head",
+      h("h1", "Settings"),
+      session.multiUser ? h("span.muted", `signed in as ${session.me.username} (${session.me.role})`) : null,
+    ),
     h("div.settings", sections),
   );
 }
