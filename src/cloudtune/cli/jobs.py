@@ -3,98 +3,100 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cloudtune.client import Client, ClientError
+from cloudtune.client import APIError, Client, ServerUnreachable
 
 app = typer.Typer(help="Submit, list, follow and cancel jobs on a cloudtune server.")
 console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
 
 ServerOpt = Annotated[
-    str, typer.Option("--server", envvar="CLOUDTUNE_SERVER", help="Server base URL.")
+    str | None,
+    typer.Option(
+        "--server",
+        help="Server base URL (else CLOUDTUNE_URL, SIMPLETUNER_URL, the saved login, or "
+        "http://127.0.0.1:8001).",
+    ),
 ]
 
 
-def _client(server: str) -> Client:
-    return Client(server)
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refusal is one line and exit 1; no server at all is exit 2; never a traceback."""
+    try:
+        yield
+    except APIError as exc:
+        errors.print(f"[red]error[/red] {exc.message} ({exc.code})", highlight=False)
+        raise typer.Exit(code=1) from None
+    except ServerUnreachable as exc:
+        errors.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
 
 
-def _fail(exc: ClientError) -> typer.Exit:
-    console.print(f"[red]error[/red] {exc.code}: {exc.detail}")
-    return typer.Exit(code=1)
+def _with_client(server: str | None, action: Callable[[Client], T]) -> T:
+    with _refusals(), Client(server) as client:
+        return action(client)
 
 
 @app.command("list")
 def list_jobs(
-    server: ServerOpt = "http://127.0.0.1:8001",
+    server: ServerOpt = None,
     status: Annotated[str | None, typer.Option(help="Comma list of statuses.")] = None,
     limit: int = 20,
 ) -> None:
     """List jobs, newest first."""
-    try:
-        page = _client(server).list_jobs(status=status, limit=limit)
-    except ClientError as exc:
-        raise _fail(exc) from None
+    page = _with_client(server, lambda c: c.list_jobs(status=status, limit=limit))
     table = Table("job_id", "provider", "status", "progress", "created_at")
-    for job in page["jobs"]:
-        pct = job["progress"].get("percent")
+    for job in page.jobs:
+        pct = job.progress.percent
         table.add_row(
-            job["job_id"],
-            job["provider"],
-            job["status"],
+            job.job_id,
+            job.provider,
+            job.status,
             f"{pct}%" if pct else "",
-            job["created_at"],
+            job.created_at.isoformat(),
         )
     console.print(table)
-    console.print(f"{len(page['jobs'])} of {page['total']}")
+    console.print(f"{len(page.jobs)} of {page.total}")
 
 
 @app.command()
 def submit(
     config_file: Annotated[typer.FileText, typer.Argument(help="JSON with config + dataloader.")],
-    server: ServerOpt = "http://127.0.0.1:8001",
+    server: ServerOpt = None,
     provider: str = "local",
     idempotency_key: str | None = None,
 ) -> None:
     """Submit a job from a JSON file `{"config": {...}, "dataloader_config": [...]}`."""
     body = json.load(config_file)
-    if idempotency_key:
-        body["idempotency_key"] = idempotency_key
-    try:
-        result = _client(server).submit(body, provider=provider)
-    except ClientError as exc:
-        raise _fail(exc) from None
-    console.print(f"{result['job_id']} {result['status']}")
+    result = _with_client(
+        server, lambda c: c.submit(body, provider=provider, idempotency_key=idempotency_key)
+    )
+    console.print(f"{result.job_id} {result.status}")
 
 
 @app.command()
-def get(job_id: str, server: ServerOpt = "http://127.0.0.1:8001") -> None:
+def get(job_id: str, server: ServerOpt = None) -> None:
     """Show one job as JSON."""
-    try:
-        console.print_json(data=_client(server).get_job(job_id))
-    except ClientError as exc:
-        raise _fail(exc) from None
+    job = _with_client(server, lambda c: c.get_job(job_id))
+    console.print_json(job.model_dump_json())
 
 
 @app.command()
-def logs(
-    job_id: str, server: ServerOpt = "http://127.0.0.1:8001", tail: int | None = None
-) -> None:
+def logs(job_id: str, server: ServerOpt = None, tail: int | None = None) -> None:
     """Print a job's log."""
-    try:
-        typer.echo(_client(server).logs(job_id, tail=tail), nl=False)
-    except ClientError as exc:
-        raise _fail(exc) from None
+    typer.echo(_with_client(server, lambda c: c.logs(job_id, tail=tail)), nl=False)
 
 
 @app.command()
-def cancel(job_id: str, server: ServerOpt = "http://127.0.0.1:8001") -> None:
+def cancel(job_id: str, server: ServerOpt = None) -> None:
     """Cancel a job."""
-    try:
-        console.print(_client(server).cancel(job_id)["status"])
-    except ClientError as exc:
-        raise _fail(exc) from None
+    console.print(_with_client(server, lambda c: c.cancel_job(job_id)))
