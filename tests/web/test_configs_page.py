@@ -156,6 +156,7 @@ def test_the_raw_json_and_the_form_follow_each_other(ui: UiServer, tmp_path: Pat
     page.get_by_role("tab", name="Model").click()
     expect(page.get_by_role("tab", name="Raw JSON")).to_have_attribute("aria-selected", "true")
     expect(_error_of(page, "raw-json")).to_contain_text("line 3, column 30")
+    screenshot(page, "config-editor-raw-json")
     raw.fill(json.dumps(document))
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#raw-json-error")).to_have_count(0)
@@ -184,6 +185,10 @@ def test_duplicate_and_delete(ui: UiServer) -> None:
 
     page.goto("/configs")
     expect(page.locator("#configs-table tbody tr")).to_have_count(2)
+    narrow = ui.new_page(width=390, dark=True)
+    narrow.goto("/configs")
+    expect(narrow.get_by_role("button", name="Duplicate base-two")).to_be_visible()
+    screenshot(narrow, "configs-list-390-dark")
     page.get_by_role("button", name="Delete base-two").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text('Delete the config "base-two"?')

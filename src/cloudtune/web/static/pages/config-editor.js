@@ -326,7 +326,9 @@ export async function renderEditor(main, session, { name, creating = false, copy
       const offset = jsonErrorOffset(text);
       const at = offset === null ? null : lineColumn(text, offset);
       const where = at ? `at line ${at.line}, column ${at.column}` : "";
-      return { error: `Invalid JSON ${where}: ${error.message}`, offset };
+      // The browser's own words, without the place it may also give (said once, above).
+      const reason = error.message.replace(/ in JSON at position \d+.*$/, "");
+      return { error: `Invalid JSON ${where}: ${reason}`, offset };
     }
     if (!isObject(value)) return { error: 'The document must be a JSON object: {"description", "config", "dataloader_config"}.' };
     if (!isObject(value.config)) return { error: '"config" must be a JSON object of trainer args.' };
