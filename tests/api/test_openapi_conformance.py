@@ -261,6 +261,8 @@ OWN_ERRORS: dict[str, set[int]] = {
     "GET /api/auth/me": {401},
     "GET /api/users": {401},
     "POST /api/users": {401, 409, 422},
+    "PATCH /api/users/{user_id}": {401, 404, 409, 422},
+    "DELETE /api/users/{user_id}": {401, 404, 409},
     "POST /api/cloud/auth/api-keys": {401, 422},
     "GET /api/cloud/auth/api-keys": {401, 422},
     "DELETE /api/cloud/auth/api-keys/{key_id}": {401, 404},

@@ -323,9 +323,21 @@ class OutputNotFound(NotFound):
     code = "output_not_found"
 
 
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
 # 409
 class AdminRequired(Conflict):
     code = "admin_required"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+
+
+class OwnAccount(Conflict):
+    code = "own_account"
 
 
 class CancelPending(Conflict):

@@ -136,3 +136,16 @@ def job_owner_and_status(session: Session, job_id: str) -> tuple[str | None, str
         select(JobModel.user_id, JobModel.status).where(JobModel.job_id == job_id)
     ).first()
     return None if found is None else (found[0], found[1])
+
+
+def revoke_user_credentials(session: Session, user_id: str, *, at: datetime) -> int:
+    """A disabled account's keys, its jobs' too."""
+    result = session.execute(
+        update(StorageCredentialModel)
+        .where(
+            StorageCredentialModel.user_id == user_id,
+            StorageCredentialModel.revoked_at.is_(None),
+        )
+        .values(revoked_at=at)
+    )
+    return int(getattr(result, "rowcount", 0))

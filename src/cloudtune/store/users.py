@@ -247,3 +247,31 @@ def delete_idle_login_budgets(session: Session, idle_since: float) -> None:
     """Buckets untouched since `idle_since` have refilled completely; a missing row is the
     same thing, so they need not be kept."""
     session.execute(delete(LoginBudgetModel).where(LoginBudgetModel.updated_at < idle_since))
+
+
+# -- changing and disabling accounts --------------------------------------------------------
+
+
+def change_user(session: Session, user_id: str, **values: object) -> None:
+    session.execute(update(UserModel).where(UserModel.id == user_id).values(**values))
+    bump_auth_epoch(session)
+
+
+def count_active_admins(session: Session) -> int:
+    query = (
+        select(func.count())
+        .select_from(UserModel)
+        .where(UserModel.role == "admin", UserModel.is_active.is_(True))
+    )
+    return int(session.scalar(query) or 0)
+
+
+def end_access_of(session: Session, user_id: str, at: datetime) -> None:
+    """Every session of the user ends and every API key is revoked (a disabled account)."""
+    session.execute(delete(SessionModel).where(SessionModel.user_id == user_id))
+    session.execute(
+        update(ApiKeyModel)
+        .where(ApiKeyModel.user_id == user_id, ApiKeyModel.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    bump_auth_epoch(session)

@@ -20,7 +20,7 @@ from cloudtune.api.routes import api_keys
 from cloudtune.api.schemas import iso_or_none
 from cloudtune.domain.accounts import DISPLAY_NAME_MAX, LOCAL_AUTH_PROVIDER, Session, User
 from cloudtune.domain.jobs import utcnow
-from cloudtune.services import sessions, users
+from cloudtune.services import sessions, user_admin, users
 from cloudtune.services.context import Context
 
 router = APIRouter(tags=["auth"])
@@ -44,6 +44,19 @@ class FirstAdminBody(BaseModel):
 
 class NewUserBody(FirstAdminBody):
     role: str = "researcher"
+
+
+class ChangeUserBody(BaseModel):
+    # Unknown fields are kept so the service refuses them by name (400), not dropped.
+    model_config = ConfigDict(extra="allow")
+
+    role: str | None = Field(default=None, max_length=32)
+    display_name: str | None = Field(
+        default=None, max_length=DISPLAY_NAME_MAX, description='"": cleared.'
+    )
+    is_active: bool | None = Field(
+        default=None, description="false: disabled (as DELETE); true: may sign in again."
+    )
 
 
 class LoginBody(BaseModel):
@@ -290,6 +303,38 @@ async def add_user(ctx: CtxDep, caller: CallerDep, body: NewUserBody) -> UserOut
             unknown_fields=list(body.model_extra or ()),
         )
     )
+    return _user_out(user)
+
+
+@router.patch(
+    "/api/users/{user_id}", response_model=UserOut, responses=route_errors(401, 404, 409, 422)
+)
+async def change_user(
+    ctx: CtxDep, caller: CallerDep, user_id: str, body: ChangeUserBody
+) -> UserOut:
+    """Change a user's role or display name, or disable (`is_active: false`) or re-enable
+    the account. The last active admin stays an active admin."""
+    user = await ctx.in_thread(
+        lambda: user_admin.change_user(
+            ctx,
+            caller,
+            user_id,
+            role=body.role,
+            display_name=body.display_name,
+            is_active=body.is_active,
+            unknown_fields=list(body.model_extra or ()),
+        )
+    )
+    return _user_out(user)
+
+
+@router.delete(
+    "/api/users/{user_id}", response_model=UserOut, responses=route_errors(401, 404, 409)
+)
+async def disable_user(ctx: CtxDep, caller: CallerDep, user_id: str) -> UserOut:
+    """Disable the account: it cannot sign in, its sessions end, its API and storage keys are
+    revoked; its jobs, configs and files stay. Not your own, nor the last active admin."""
+    user = await ctx.in_thread(user_admin.disable_user, ctx, caller, user_id)
     return _user_out(user)
 
 

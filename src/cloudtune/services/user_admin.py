@@ -1,0 +1,92 @@
+"""An admin changes an account: its role, its display name, whether it may sign in.
+
+Disabling is what removing a user means here: the account can no longer sign in, its
+sessions end and its API and storage keys are revoked in the same transaction, while its jobs,
+configs and files stay (their owner is still named; `PATCH ... {"is_active": true}` brings the
+account back, with new keys to make). The last active admin can be neither demoted nor
+disabled, and nobody disables their own account, so a server never locks its admins out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.orm import Session
+
+from cloudtune.domain.accounts import User
+from cloudtune.domain.jobs import utcnow
+from cloudtune.domain.principal import ROLE_PERMISSIONS, ROLES, Principal
+from cloudtune.errors import ConflictError, InvalidInputError, NotFoundError
+from cloudtune.services.context import Context
+from cloudtune.services.users import _display_name, refuse_unknown_fields, user_model_to_user
+from cloudtune.store import storage as storage_store
+from cloudtune.store import users as user_store
+from cloudtune.store.tables import UserModel
+
+
+def change_user(
+    ctx: Context,
+    caller: Principal,
+    user_id: str,
+    *,
+    role: str | None = None,
+    display_name: str | None = None,
+    is_active: bool | None = None,
+    unknown_fields: Iterable[str] = (),
+) -> User:
+    caller.require("user.manage")
+    refuse_unknown_fields(unknown_fields)
+    if role is not None and role not in ROLE_PERMISSIONS:
+        raise InvalidInputError(
+            f"unknown role {role!r}; roles: {', '.join(ROLES)}", code="invalid_role"
+        )
+    values: dict[str, object] = {}
+    if display_name is not None:
+        # "" clears it (answers show the username again).
+        values["display_name"] = _display_name(display_name) if display_name else None
+    with ctx.db.write() as session:
+        row = _existing(session, user_id)
+        if role is not None and role != row.role:
+            values["role"] = role
+        if is_active is not None and is_active != row.is_active:
+            values["is_active"] = is_active
+        leaves_admins = (
+            row.role == "admin"
+            and row.is_active
+            and (values.get("role", "admin") != "admin" or values.get("is_active") is False)
+        )
+        if leaves_admins and user_store.count_active_admins(session) <= 1:
+            raise ConflictError(
+                f"{row.username} is the last active admin: make another admin first",
+                code="last_admin",
+            )
+        if values.get("is_active") is False:
+            _refuse_own(caller, row.id)
+            _end_access(session, row.id)
+        if values:
+            user_store.change_user(session, row.id, **values)
+            session.refresh(row)
+        return user_model_to_user(row)
+
+
+def disable_user(ctx: Context, caller: Principal, user_id: str) -> User:
+    return change_user(ctx, caller, user_id, is_active=False)
+
+
+def _existing(session: Session, user_id: str) -> UserModel:
+    row = user_store.get_user(session, user_id)
+    if row is None:
+        raise NotFoundError(f"User not found: {user_id}", code="user_not_found")
+    return row
+
+
+def _refuse_own(caller: Principal, user_id: str) -> None:
+    if caller.user_id == user_id:
+        raise ConflictError(
+            "You cannot disable your own account; another admin can", code="own_account"
+        )
+
+
+def _end_access(session: Session, user_id: str) -> None:
+    now = utcnow()
+    user_store.end_access_of(session, user_id, now)
+    storage_store.revoke_user_credentials(session, user_id, at=now)
