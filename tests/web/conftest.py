@@ -100,8 +100,9 @@ class UiServer:
         assert made.status_code == 200, made.text
 
     def admin_headers(self) -> dict[str, str]:
-        """A bearer API key of the admin, for setting things up beside the browser."""
-        login = self.api("POST", "/api/auth/login", json=ADMIN)
+        """The admin's session token as a bearer, for setting things up beside the browser."""
+        credentials = {"username": ADMIN["username"], "password": ADMIN["password"]}
+        login = self.api("POST", "/api/auth/login", json=credentials)
         assert login.status_code == 200, login.text
         token = login.json()["token"]
         return {"Authorization": f"Bearer {token}"}
