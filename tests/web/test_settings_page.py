@@ -195,6 +195,22 @@ def test_an_admin_adds_a_viewer_who_sees_only_its_own_sections(ui: UiServer) -> 
     bearer = {"Authorization": f"Bearer {login.json()['token']}"}
     listed = ui.api("GET", "/api/users", headers=bearer).json()
     assert {u["username"]: u["role"] for u in listed} == {"admin": "admin", "vera": "viewer"}
+
+    # A role changes in place; disabling asks first, and the account cannot sign in until
+    # it is enabled again.
+    name = VIEWER["username"]
+    row.get_by_label(f"Role of {name}").select_option("researcher")
+    expect(page.get_by_text(f"{name} is now researcher")).to_be_visible()
+    row.get_by_label(f"Role of {name}").select_option("viewer")
+    expect(page.get_by_text(f"{name} is now viewer")).to_be_visible()
+    row.get_by_role("button", name=f"Disable {name}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Disable user").click()
+    expect(row).to_contain_text("(disabled)")
+    viewer_login = {k: VIEWER[k] for k in ("username", "password")}
+    assert ui.api("POST", "/api/auth/login", json=viewer_login).status_code == 401
+    row.get_by_role("button", name=f"Enable {name}").click()
+    expect(row).not_to_contain_text("(disabled)")
+    assert ui.api("POST", "/api/auth/login", json=viewer_login).status_code == 200
     screenshot(page, "settings")
 
     phone = ui.new_page(width=390, dark=True)

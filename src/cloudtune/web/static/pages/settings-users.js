@@ -1,29 +1,13 @@
 // Settings: the users of a multi-user server and their roles (admins only).
 
 import { api, del, get, post } from "../api.js";
+
+const userPath = (user) => `/api/users/${encodeURIComponent(user.id)}`;
 import { clear, confirmDialog, h, toast, when } from "../dom.js";
 import { busy, failed, field, section, setFieldError } from "./settings-common.js";
 
 // The server's roles, least to most; it refuses any other (and names these in its answer).
 const ROLES = ["viewer", "researcher", "lead", "admin"];
-
-// Changing a role and removing a user are offered only where the server's API has them
-// (its OpenAPI document lists /api/users/{id}); adding and listing are always there.
-async function userRoutes() {
-  try {
-    const { paths } = await get("/openapi.json");
-    const path = Object.keys(paths || {}).find((p) => /^\/api\/users\/\{[^}]+\}$/.test(p));
-    if (!path) return {};
-    const methods = Object.keys(paths[path]);
-    const url = (user) => path.replace(/\{[^}]+\}/, encodeURIComponent(user.id));
-    return {
-      setRole: methods.includes("patch") ? (user, role) => api("PATCH", url(user), { role }) : null,
-      remove: methods.includes("delete") ? (user) => del(url(user)) : null,
-    };
-  } catch {
-    return {};
-  }
-}
 
 function roleSelect(id, selected) {
   return h(
@@ -77,10 +61,10 @@ function addForm(onAdded) {
   return form;
 }
 
-function userRow(user, session, routes, actions) {
+function userRow(user, session, actions) {
   const self = session.me && user.id === session.me.id;
   let roleCell = h("span", user.role);
-  if (routes.setRole && !self) {
+  if (!self && user.is_active) {
     const select = roleSelect(`role-of-${user.id}`, user.role);
     select.setAttribute("aria-label", `Role of ${user.username}`);
     select.addEventListener("change", () => actions.setRole(user, select));
@@ -89,16 +73,18 @@ function userRow(user, session, routes, actions) {
   return h(
     "tr",
     { dataset: { username: user.username } },
-    h("td", user.username, self ? h("span.muted", " (you)") : null),
+    h("td", user.username, self ? h("span.muted", " (you)") : null, user.is_active ? null : h("span.muted", " (disabled)")),
     h("td.hide-narrow", user.email || "—"),
     h("td", roleCell),
     h("td.hide-narrow", when(user.created_at)),
     h("td.hide-narrow", user.last_login_at ? when(user.last_login_at) : "never"),
     h(
       "td",
-      routes.remove && !self
-        ? h("button.danger", { type: "button", "aria-label": `Delete ${user.username}`, onclick: () => actions.remove(user) }, "Delete")
-        : null,
+      self
+        ? null
+        : user.is_active
+          ? h("button.danger", { type: "button", "aria-label": `Disable ${user.username}`, onclick: () => actions.remove(user) }, "Disable")
+          : h("button", { type: "button", "aria-label": `Enable ${user.username}`, onclick: () => actions.enable(user) }, "Enable"),
     ),
   );
 }
@@ -106,22 +92,33 @@ function userRow(user, session, routes, actions) {
 export async function usersSection(session) {
   const listSlot = h("div");
   const errorSlot = h("div");
-  const routes = await userRoutes();
 
   const actions = {
     async setRole(user, select) {
       await busy(listSlot, errorSlot, async () => {
-        await routes.setRole(user, select.value);
+        await api("PATCH", userPath(user), { role: select.value });
         toast(`${user.username} is now ${select.value}`, "ok");
       });
       await load();
     },
     async remove(user) {
-      const ok = await confirmDialog(`Delete ${user.username}?`, "They can no longer sign in, and their API keys stop working.", "Delete user", true);
+      const ok = await confirmDialog(
+        `Disable ${user.username}?`,
+        "They can no longer sign in; their sessions end and their API and storage keys are revoked. Their jobs and files stay.",
+        "Disable user",
+        true,
+      );
       if (!ok) return;
       await busy(listSlot, errorSlot, async () => {
-        await routes.remove(user);
-        toast(`${user.username} deleted`, "ok");
+        await del(userPath(user));
+        toast(`${user.username} disabled`, "ok");
+        await load();
+      });
+    },
+    async enable(user) {
+      await busy(listSlot, errorSlot, async () => {
+        await api("PATCH", userPath(user), { is_active: true });
+        toast(`${user.username} may sign in again`, "ok");
         await load();
       });
     },
@@ -150,7 +147,7 @@ export async function usersSection(session) {
             ),
             h(
               "tbody",
-              users.map((user) => userRow(user, session, routes, actions)),
+              users.map((user) => userRow(user, session, actions)),
             ),
           ),
         ),
