@@ -211,3 +211,30 @@ def test_an_unknown_job_says_not_found_and_secrets_stay_masked(ui: UiServer) -> 
         },
         "dataloader_config": [{"id": "d", "api-key": "••••", "nested": {"password": "••••"}}],
     }
+
+
+def test_the_loss_chart_without_reports_says_so_and_thins_a_long_run(ui: UiServer) -> None:
+    page = ui.new_page()
+    page.goto("/jobs")
+    drawn = page.evaluate(
+        """async () => {
+            const chart = await import('/ui/pages/job-chart.js');
+            const status = {kind: 'status', data: null};
+            const progress = (step) => ({kind: 'progress', data: {step, loss: 1 / step}});
+            const long = Array.from({length: 4000}, (_, i) => progress(i + 1));
+            const points = chart.lossPoints([status, ...long]);
+            return {
+                empty: chart.lossChart([status, {kind: 'progress', data: {step: 3, loss: null}}])
+                    .textContent,
+                count: points.length,
+                last: points[points.length - 1],
+                one: chart.lossChart([progress(7)], 640).querySelectorAll('circle').length,
+            };
+        }"""
+    )
+    assert drawn == {
+        "empty": "No loss reported yet.",
+        "count": 1334,
+        "last": [4000, 0.00025],
+        "one": 1,
+    }

@@ -3,6 +3,8 @@
 
 import { h, svg } from "../dom.js";
 
+const MAX_POINTS = 1500;
+
 export function lossPoints(events) {
   const byStep = new Map();
   for (const event of events) {
@@ -12,7 +14,11 @@ export function lossPoints(events) {
     if (data.loss === null || data.loss === undefined || !Number.isFinite(loss)) continue;
     byStep.set(Number(data.step), loss);
   }
-  return [...byStep.entries()].sort((a, b) => a[0] - b[0]);
+  const points = [...byStep.entries()].sort((a, b) => a[0] - b[0]);
+  if (points.length <= MAX_POINTS) return points;
+  // A long run reports thousands of times: every k-th point (and the last) draws the same line.
+  const every = Math.ceil(points.length / MAX_POINTS);
+  return points.filter((_, i) => i % every === 0 || i === points.length - 1);
 }
 
 export function lossChart(events, width) {
