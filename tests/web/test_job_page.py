@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import update
 
-from cloudtune.store import users as user_store
-from cloudtune.store.db import Database
-from cloudtune.store.tables import UserModel
 from tests.factories import job_body, make_dataset
-from tests.web.conftest import ADMIN, UiServer, screenshot
+from tests.web.conftest import UiServer, screenshot
 
 
 def _submit(ui: UiServer, body: dict[str, Any], headers: dict[str, str] | None = None) -> str:
@@ -120,6 +116,7 @@ def test_a_running_job_streams_its_log_then_is_cancelled_and_deleted(
     expect(page.locator("#job-log")).to_contain_text("step ", timeout=60_000)
     expect(page.locator("#loss-chart polyline.line")).to_have_count(1, timeout=60_000)
     expect(page.get_by_role("button", name="Delete job")).to_have_count(0)
+    screenshot(page, "job-running")
 
     page.get_by_role("button", name="Cancel job").click()
     dialog = page.get_by_role("dialog")
@@ -148,7 +145,7 @@ def test_a_running_job_streams_its_log_then_is_cancelled_and_deleted(
 @pytest.mark.trainer
 def test_a_viewer_sees_their_job_without_cancel_or_delete(ui: UiServer) -> None:
     ui.create_admin()
-    admin = _bearer(ui, ADMIN)
+    admin = ui.admin_headers()
     person = {"username": "vera", "email": "vera@example.com", "password": "a long passphrase 7"}
     made = ui.api("POST", "/api/users", json={**person, "role": "researcher"}, headers=admin)
     assert made.status_code == 201, made.text
@@ -159,15 +156,10 @@ def test_a_viewer_sees_their_job_without_cancel_or_delete(ui: UiServer) -> None:
     body = job_body(dataset, home / "outputs" / person["username"] / "run", steps=100_000)
     job_id = _submit(ui, body, researcher)
 
-    # The API has no route to change a role yet: the test changes it in the database, as an
-    # operator would, and moves the auth epoch as every change of rights does.
-    db = Database(ui.server.database_url)
-    with db.write() as session:
-        session.execute(
-            update(UserModel).where(UserModel.id == made.json()["id"]).values(role="viewer")
-        )
-        user_store.bump_auth_epoch(session)
-    db.engine.dispose()
+    changed = ui.api(
+        "PATCH", f"/api/users/{made.json()['id']}", json={"role": "viewer"}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
 
     try:
         page = ui.new_page()
