@@ -103,6 +103,7 @@ def test_a_submit_the_cost_limit_blocks_is_refused_in_the_dialog(
     alert = dialog.get_by_role("alert")
     expect(alert).to_contain_text("Cost limit exceeded")
     expect(alert).to_be_focused()
+    screenshot(page, "train-dialog-refused")
     expect(dialog).to_be_visible()
     expect(page).to_have_url(f"{ui.url}/jobs")
     assert job_ids(ui) == []
@@ -123,6 +124,28 @@ def test_the_dialog_reads_on_a_phone_in_the_dark(ui: UiServer, tmp_path: Path) -
     dialog.get_by_role("button", name="Submit").scroll_into_view_if_needed()
     expect(dialog.get_by_role("button", name="Submit")).to_be_in_viewport()
     screenshot(page, "train-dialog-summary-phone-dark")
+
+
+def test_a_hub_target_is_checked_by_the_server_before_the_review(
+    ui: UiServer, tmp_path: Path
+) -> None:
+    save_config(ui, tmp_path, "shapes")
+    page = open_dialog(ui)
+    dialog = page.get_by_role("dialog", name="Train in Cloud")
+    dialog.get_by_label("A Hugging Face Hub repository").check()
+    dialog.get_by_role("textbox", name="Hub repository").fill("me/shapes-lora")
+    dialog.get_by_role("button", name="Review").click()
+    # No token here nor saved on the server: the preview refuses, the setup stays.
+    expect(dialog.get_by_role("alert")).to_contain_text("needs a Hugging Face token")
+    dialog.get_by_label("Hub token (optional)").fill("hf_test_token")
+    with page.expect_request("**/api/cloud/jobs/preview?provider=local") as sent:
+        dialog.get_by_role("button", name="Review").click()
+    assert sent.value.post_data_json["publish"] == {
+        "hub": {"repo_id": "me/shapes-lora", "private": True, "token": "hf_test_token"}
+    }
+    expect(dialog.locator(".train-facts")).to_contain_text("me/shapes-lora (private)")
+    expect(dialog).not_to_contain_text("hf_test_token")
+    expect(dialog.get_by_role("alert")).to_have_count(0)
 
 
 @pytest.fixture
@@ -167,6 +190,7 @@ def test_ask_needs_the_consent_checkbox_before_an_upload(
     agree = dialog.get_by_label("I agree to upload these files to replicate")
     expect(agree).not_to_be_checked()
     expect(submit).to_be_disabled()
+    screenshot(page, "train-dialog-consent")
     agree.check()
     expect(submit).to_be_enabled()
     submit.click()

@@ -148,14 +148,16 @@ export function openTrainDialog(session) {
   const publishNone = h("input", { type: "radio", name: "publish", id: "train-publish-none", value: "none", checked: true });
   const publishDefault = h("input", { type: "radio", name: "publish", id: "train-publish-default", value: "default" });
   const publishHub = h("input", { type: "radio", name: "publish", id: "train-publish-hub", value: "hub" });
-  const repoId = h("input", { id: "train-repo-id", name: "repo_id", type: "text", maxLength: 96, autocomplete: "off", placeholder: "owner/name", "aria-describedby": "train-repo-hint" });
+  const repoId = h("input", { id: "train-repo-id", name: "repo_id", type: "text", maxLength: 200, autocomplete: "off", placeholder: "owner/name", "aria-describedby": "train-repo-id-hint" });
   const repoPrivate = h("input", { id: "train-repo-private", type: "checkbox", checked: true });
+  const hubToken = h("input", { id: "train-hub-token", name: "hub_token", type: "password", autocomplete: "off", maxLength: 512, "aria-describedby": "train-hub-token-hint" });
   const hubFields = h(
     "div.train-hub",
     { hidden: true },
-    field("train-repo-id", "Hub repository", repoId),
-    h("p.hint", { id: "train-repo-hint" }, "Without a token of yours, the server's own token publishes only to its saved repository."),
+    field("train-repo-id", "Hub repository", repoId, "owner/name"),
     h("label.inline", { for: "train-repo-private" }, repoPrivate, "Private repository"),
+    field("train-hub-token", "Hub token (optional)", hubToken),
+    h("p.hint", { id: "train-hub-token-hint" }, "Kept encrypted by the server for this job, never shown. Without it, the server's saved token publishes only to its saved repository."),
   );
   for (const radio of [publishNone, publishDefault, publishHub]) {
     radio.addEventListener("change", () => {
@@ -184,7 +186,10 @@ export function openTrainDialog(session) {
     const name = runName.value.trim();
     if (name) request.tracker_run_name = name;
     if (publishNone.checked) request.publish = {};
-    if (publishHub.checked) request.publish = { hub: { repo_id: repoId.value.trim(), private: repoPrivate.checked } };
+    if (publishHub.checked) {
+      request.publish = { hub: { repo_id: repoId.value.trim(), private: repoPrivate.checked } };
+      if (hubToken.value.trim()) request.publish.hub.token = hubToken.value.trim();
+    }
     return request;
   }
 
