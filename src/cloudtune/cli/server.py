@@ -29,8 +29,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind (default 8001).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
 ) -> None:
-    """Start the API server (REST API and OpenAPI docs at /docs), with the embedded database by
-    default."""
+    """Start the server: the web UI at /, the REST API, and its docs at /docs."""
     import uvicorn
 
     from cloudtune.settings import get_settings

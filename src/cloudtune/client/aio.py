@@ -189,6 +189,25 @@ class AsyncClient:
     async def providers(self) -> list[models.Provider]:
         return await self.run(calls.list_providers())
 
+    async def validate_provider(self, provider: str = "replicate") -> models.AccountCheck:
+        return await self.run(calls.validate_provider(provider))
+
+    async def set_provider_token(
+        self, token: str, provider: str = "replicate"
+    ) -> models.TokenState:
+        return await self.run(calls.set_provider_token(provider, token))
+
+    async def set_provider_settings(self, provider: str, **changes: Any) -> dict[str, Any]:
+        """Change a provider's settings; its settings as saved (secrets left out)."""
+        return await self.run(calls.set_provider_settings(provider, changes))
+
+    async def change_user(self, user_id: str, **changes: Any) -> models.User:
+        """role=, display_name=, is_active=."""
+        return await self.run(calls.change_user(user_id, changes))
+
+    async def disable_user(self, user_id: str) -> models.User:
+        return await self.run(calls.disable_user(user_id))
+
     async def users(self) -> list[models.User]:
         return await self.run(calls.list_users())
 

@@ -24,6 +24,7 @@ class Call(Generic[T]):
     params: Mapping[str, Any] | None = None
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    content: Any = None  # raw bytes or an iterator of them, instead of a JSON body
 
 
 def _id(value: str) -> str:
@@ -204,6 +205,30 @@ def list_providers() -> Call[list[models.Provider]]:
     )
 
 
+def validate_provider(provider: str) -> Call[models.AccountCheck]:
+    return Call(
+        "GET", f"/api/cloud/providers/{_id(provider)}/validate", models.AccountCheck.model_validate
+    )
+
+
+def set_provider_token(provider: str, token: str) -> Call[models.TokenState]:
+    return Call(
+        "PUT",
+        f"/api/cloud/providers/{_id(provider)}/token",
+        models.TokenState.model_validate,
+        body={"token": token},
+    )
+
+
+def set_provider_settings(provider: str, changes: Mapping[str, Any]) -> Call[dict[str, Any]]:
+    return Call(
+        "PUT",
+        f"/api/cloud/providers/{_id(provider)}",
+        lambda b: dict(b.get("config") or {}),
+        body=dict(changes),
+    )
+
+
 def list_users() -> Call[list[models.User]]:
     return Call("GET", "/api/users", lambda b: [models.User.model_validate(u) for u in b])
 
@@ -211,6 +236,16 @@ def list_users() -> Call[list[models.User]]:
 def create_user(username: str, email: str, password: str, role: str) -> Call[models.User]:
     body = {"username": username, "email": email, "password": password, "role": role}
     return Call("POST", "/api/users", models.User.model_validate, body=body)
+
+
+def change_user(user_id: str, changes: Mapping[str, Any]) -> Call[models.User]:
+    return Call(
+        "PATCH", f"/api/users/{_id(user_id)}", models.User.model_validate, body=dict(changes)
+    )
+
+
+def disable_user(user_id: str) -> Call[models.User]:
+    return Call("DELETE", f"/api/users/{_id(user_id)}", models.User.model_validate)
 
 
 def me() -> Call[models.Me]:

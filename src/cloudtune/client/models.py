@@ -127,6 +127,9 @@ class Outputs(Model):
 class ConfigSummary(Model):
     name: str
     description: str | None = None
+    model_family: str | None = None
+    model_type: str | None = None
+    modified_at: datetime | None = None
     has_dataloader: bool = False
 
 
@@ -185,16 +188,32 @@ class Provider(Model):
     hardware_profiles: list[HardwareProfile] = Field(default_factory=list)
 
 
+class AccountCheck(Model):
+    """A provider's token, checked with the provider."""
+
+    valid: bool
+    detail: str
+    error: str | None = None
+    user_info: dict[str, Any] | None = None
+
+
+class TokenState(Model):
+    token_configured: bool
+    error: str | None = None
+
+
 class User(Model):
     id: str | None = None
     username: str
     email: str | None = None
     role: str
+    is_active: bool = True
 
 
 class Me(User):
     permissions: list[str] = Field(default_factory=list)
     auth_method: str
+    storage_prefix: str = ""
 
 
 class Login(Model):

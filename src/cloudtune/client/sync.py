@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from cloudtune.client import calls, models
+from cloudtune.client import calls, datasets, downloads, models
 from cloudtune.client.errors import ServerUnreachable
 from cloudtune.client.settings import ClientSettings
 
@@ -50,7 +51,8 @@ class Client:
                 call.method,
                 call.path,
                 params=call.params,
-                json=call.body,
+                json=call.body if call.content is None else None,
+                content=call.content,
                 headers=dict(call.headers),
             )
         except httpx.TransportError as exc:
@@ -98,6 +100,68 @@ class Client:
 
     def outputs(self, job_id: str) -> models.Outputs:
         return self.run(calls.job_outputs(job_id))
+
+    def download(
+        self,
+        item: models.OutputFile,
+        folder: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Path:
+        """One output file into `folder` (at its relative path, which must stay inside);
+        a partial file from a broken download is resumed with a Range request, and the result
+        is checked against the server's SHA-256 where it knows one."""
+        target = downloads.destination(folder, item.path)
+        partial = target.with_name(target.name + downloads.PARTIAL)
+        done = partial.stat().st_size if partial.exists() else 0
+        if done > item.size:
+            partial.unlink()
+            done = 0
+        headers = {"Range": f"bytes={done}-"} if done else {}
+        try:
+            with self._http.stream("GET", item.url, headers=headers, timeout=None) as answer:
+                if answer.status_code >= 400:
+                    calls.read_answer(answer.status_code, answer.read().decode(errors="replace"))
+                if answer.status_code != 206:
+                    done = 0  # the server sent the whole file
+                with open(partial, "ab" if done else "wb") as out:
+                    for chunk in answer.iter_bytes(downloads.CHUNK):
+                        out.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"the download of {item.path} broke: {exc}") from None
+        return downloads.finish(partial, target, item.sha256)
+
+    def push_dataset(
+        self,
+        name: str,
+        folder: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Upload a folder's files into the `datasets` bucket under your prefix, as the
+        dataset `name` (a dataloader then names `"dataset": name`); the keys written."""
+        prefix = self.me().storage_prefix
+        written = []
+        for relative, path in datasets.files_of(folder):
+            key = f"{prefix}{name}/{relative}"
+            with open(path, "rb") as body:
+                self.run(datasets.put_object(key, datasets.counted(body, on_bytes)))
+            written.append(key)
+        return written
+
+    def list_datasets(self) -> list[str]:
+        """The names of your uploaded datasets."""
+        prefix = self.me().storage_prefix
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = self.run(datasets.list_page(prefix, token))
+            names += page.names
+            if page.next_token is None:
+                return names
+            token = page.next_token
 
     def stream_logs(self, job_id: str) -> Iterator[calls.LogEvent]:
         """The job's log as it is written, then its status changes, ending with `done`."""
@@ -183,6 +247,23 @@ class Client:
 
     def providers(self) -> list[models.Provider]:
         return self.run(calls.list_providers())
+
+    def validate_provider(self, provider: str = "replicate") -> models.AccountCheck:
+        return self.run(calls.validate_provider(provider))
+
+    def set_provider_token(self, token: str, provider: str = "replicate") -> models.TokenState:
+        return self.run(calls.set_provider_token(provider, token))
+
+    def set_provider_settings(self, provider: str, **changes: Any) -> dict[str, Any]:
+        """Change a provider's settings; its settings as saved (secrets left out)."""
+        return self.run(calls.set_provider_settings(provider, changes))
+
+    def change_user(self, user_id: str, **changes: Any) -> models.User:
+        """role=, display_name=, is_active=."""
+        return self.run(calls.change_user(user_id, changes))
+
+    def disable_user(self, user_id: str) -> models.User:
+        return self.run(calls.disable_user(user_id))
 
     def users(self) -> list[models.User]:
         return self.run(calls.list_users())

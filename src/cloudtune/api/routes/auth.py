@@ -110,6 +110,10 @@ class MeResponse(AccountFields):
         description="The caller's permissions: an API key's scope narrows its user's."
     )
     auth_method: str = Field(description="local, session, cookie or api_key.")
+    storage_prefix: str = Field(
+        description="Where the caller's objects go in any bucket of the built-in S3 endpoint "
+        '(`<username>/`; "" for an admin\'s full permissions), e.g. datasets/<prefix><name>/.'
+    )
 
 
 class SetupStatus(BaseModel):
@@ -274,6 +278,7 @@ async def me(ctx: CtxDep, caller: CallerDep) -> MeResponse:
         created_at=iso_or_none(user.created_at),
         permissions=list(user.permissions),
         auth_method=user.auth_method,
+        storage_prefix=caller.storage_prefix,
         display_name=user.display_name or user.username,
         is_admin=user.is_admin,
         is_active=user.is_active,
