@@ -243,3 +243,23 @@ def test_a_refused_submit_gives_the_servers_reason(
         assert cli.json("jobs", "list")["total"] == 0
     finally:
         server.stop()
+
+
+@pytest.mark.trainer
+def test_a_pushed_dataset_trains_and_its_log_is_followed(cli: Cli, tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "data", 4, size=32)
+    (data / ".env").write_text("SECRET=1")  # hidden files stay home
+    pushed = cli.json("datasets", "push", "shapes", str(data))
+    assert pushed["files"] == 8
+    assert cli.json("datasets", "list") == ["shapes"]
+    body = job_body(data, tmp_path / "out", steps=5)
+    loader = body["dataloader_config"][0]
+    del loader["instance_data_dir"]
+    loader["dataset"] = "shapes"
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps(body))
+    job_id = cli.json("jobs", "submit", str(config), "--provider", "local")["job_id"]
+    followed = cli.run("jobs", "logs", job_id, "--follow")
+    assert followed.returncode == 0, followed.stderr
+    assert "training done" in followed.stdout
+    assert not list((cli.server.home / "cloud_outputs").rglob(".env"))

@@ -63,14 +63,18 @@ def list_page(prefix: str, token: str | None) -> Call[NamesPage]:
     return Call(
         "GET",
         f"/api/cloud/storage/{BUCKET}",
-        lambda text: _names(text, prefix),
+        lambda answer: _names(answer, prefix),
         params=params,
-        headers={"Accept": "application/xml"},
     )
 
 
-def _names(text: object, prefix: str) -> NamesPage:
-    root = ElementTree.fromstring(str(text))
+def _names(answer: object, prefix: str) -> NamesPage:
+    """From the JSON this API's own callers get, or S3's XML."""
+    if isinstance(answer, dict):
+        found = [str(p).removeprefix(prefix).rstrip("/") for p in answer.get("CommonPrefixes", [])]
+        token = answer.get("NextContinuationToken") if answer.get("IsTruncated") else None
+        return NamesPage(sorted({n for n in found if n}), str(token) if token else None)
+    root = ElementTree.fromstring(str(answer))
     names = [
         (element.text or "").removeprefix(prefix).rstrip("/")
         for element in root.iter(f"{_S3}Prefix")
