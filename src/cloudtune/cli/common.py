@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cloudtune.client import APIError, Client, ServerUnreachable
 
@@ -81,7 +81,10 @@ def print_json(value: Any) -> None:
 def table(
     columns: Sequence[str], rows: Iterable[Sequence[object]], title: str | None = None
 ) -> None:
-    shown = Table(*columns, title=title, title_justify="left")
+    # Folded, never cut with an ellipsis: an id must stay whole to be copied.
+    shown = Table(
+        *(Column(name, overflow="fold") for name in columns), title=title, title_justify="left"
+    )
     for row in rows:
         shown.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(shown)
