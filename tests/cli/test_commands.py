@@ -263,3 +263,36 @@ def test_a_pushed_dataset_trains_and_its_log_is_followed(cli: Cli, tmp_path: Pat
     assert followed.returncode == 0, followed.stderr
     assert "training done" in followed.stdout
     assert not list((cli.server.home / "cloud_outputs").rglob(".env"))
+
+
+def test_providers_token_validate_and_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.replicate import running_fake
+
+    with running_fake() as fake:
+        monkeypatch.setenv("CLOUDTUNE_REPLICATE_BASE_URL", fake.base_url)
+        monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+        server = ServerProcess(tmp_path / "home", f"sqlite:///{tmp_path / 'test.db'}")
+        server.start()
+        try:
+            cli = Cli(server, tmp_path)
+            listed = {p["id"]: p for p in cli.json("providers", "list")}
+            assert listed["replicate"]["configured"] is False
+            refused = cli.run("providers", "validate", "replicate")
+            assert refused.returncode == 1
+            saved = cli.run("providers", "set-token", "replicate", "--token", fake.token)
+            assert saved.returncode == 0, saved.stderr
+            assert fake.token not in saved.stdout + saved.stderr
+            check = cli.json("providers", "validate", "replicate")
+            assert check["valid"] is True
+            changed = cli.json(
+                "providers", "set", "replicate", "webhook_url=https://tune.example.com"
+            )
+            assert changed["webhook_url"] == "https://tune.example.com"
+            bad = cli.run("providers", "set", "replicate", "webhook_url=ftp://x")
+            assert bad.returncode == 1 and "webhook" in _one_line_error(bad).lower()
+            usage = cli.run("providers", "set", "replicate", "no-equals-sign")
+            assert usage.returncode == 2
+        finally:
+            server.stop()
