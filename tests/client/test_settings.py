@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -55,3 +56,14 @@ def test_a_broken_file_is_no_login(_clean: Path) -> None:
     assert settings.read_saved() is None
     _clean.write_text('{"url": "http://x", "credential": 5}')
     assert settings.read_saved() is None
+
+
+def test_the_file_is_never_written_through_a_folder_others_may_change(_clean: Path) -> None:
+    _clean.parent.mkdir(parents=True)
+    os.chmod(_clean.parent, 0o777)
+    with pytest.raises(PermissionError):
+        settings.save("http://x", "stk_a")
+    os.chmod(_clean.parent, 0o700)
+    settings.save("http://x", "stk_a")
+    assert stat.S_IMODE(_clean.stat().st_mode) == 0o600
+    assert [p.name for p in _clean.parent.iterdir()] == ["credentials.json"]  # no temp left

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cloudtune.cli import common
-from cloudtune.cli.common import JsonOpt, call, client, console, print_json, target
+from cloudtune.cli.common import JsonOpt, call, client, console, print_json, refusals, target
 from cloudtune.client import settings
 
 keys = typer.Typer(
@@ -39,7 +39,8 @@ def login(
         with client() as made:
             credential = made.login(username, password).token
             me = made.me()
-    path = settings.save(url, credential)
+    with refusals():
+        path = settings.save(url, credential)
     if as_json:
         print_json({"url": url, "username": me.username, "role": me.role, "saved_to": str(path)})
     else:

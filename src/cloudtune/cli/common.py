@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Column, Table
 
-from cloudtune.client import APIError, Client, ServerUnreachable
+from cloudtune.client import APIError, Client, CloudtuneClientError, ServerUnreachable
 
 T = TypeVar("T")
 console = Console()
@@ -52,6 +52,8 @@ def refusals() -> Iterator[None]:
         raise fail(f"{exc.message} ({exc.code})") from None
     except ServerUnreachable as exc:
         raise fail(str(exc), code=2) from None
+    except (CloudtuneClientError, OSError) as exc:  # a download refused or a file not written
+        raise fail(str(exc)) from None
 
 
 @contextmanager

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from cloudtune.client.errors import CloudtuneClientError
 
@@ -29,6 +31,33 @@ def destination(folder: Path, relative: str) -> Path:
         raise DownloadError(f"refusing to write {relative!r}: outside {folder}")
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def own_path(url: str) -> str:
+    """A listing's download link must be a path of the same server: the client's credential
+    goes with the request, and must never go to another host a listing names."""
+    if not url.startswith("/") or url.startswith("//") or "\\" in url:
+        raise DownloadError(f"refusing to fetch {url!r}: not a path of this server")
+    return url
+
+
+def partial_size(partial: Path, expected: int) -> int:
+    """The bytes of a broken download to resume from; a partial file that is not a plain file
+    of ours (a link planted there) or is too long is removed, and the download starts over."""
+    try:
+        info = partial.lstat()
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISREG(info.st_mode) or info.st_size > expected:
+        partial.unlink()
+        return 0
+    return info.st_size
+
+
+def open_partial(partial: Path, *, append: bool) -> BinaryIO:
+    """Opened without following a link (one planted between the check and the open fails)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(os.open(partial, flags, 0o644), "ab" if append else "wb")
 
 
 def finish(partial: Path, target: Path, sha256: str | None) -> Path:

@@ -9,8 +9,11 @@ session or API key."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,16 +75,24 @@ def read_saved() -> tuple[str, str] | None:
 
 def save(url: str, credential: str) -> Path:
     """Write the file with mode 0600 from its first byte (never readable by others, even for a
-    moment)."""
+    moment), through a new temporary file of a random name (never through a link planted at a
+    known name), in a folder only its owner may change."""
     path = credentials_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(path.name + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    descriptor = os.open(temporary, flags, 0o600)
-    with os.fdopen(descriptor, "w") as f:
-        json.dump({"url": url.rstrip("/"), "credential": credential}, f)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+    folder = path.parent.lstat()
+    if stat.S_ISLNK(folder.st_mode) or folder.st_uid != os.getuid() or folder.st_mode & 0o022:
+        raise PermissionError(
+            f"{path.parent} must be a folder of yours that others cannot write to"
+        )
+    descriptor, temporary = tempfile.mkstemp(prefix=".credentials-", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as f:
+            json.dump({"url": url.rstrip("/"), "credential": credential}, f)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
     return path
 
 

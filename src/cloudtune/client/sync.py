@@ -111,20 +111,18 @@ class Client:
         """One output file into `folder` (at its relative path, which must stay inside);
         a partial file from a broken download is resumed with a Range request, and the result
         is checked against the server's SHA-256 where it knows one."""
+        url = downloads.own_path(item.url)
         target = downloads.destination(folder, item.path)
         partial = target.with_name(target.name + downloads.PARTIAL)
-        done = partial.stat().st_size if partial.exists() else 0
-        if done > item.size:
-            partial.unlink()
-            done = 0
+        done = downloads.partial_size(partial, item.size)
         headers = {"Range": f"bytes={done}-"} if done else {}
         try:
-            with self._http.stream("GET", item.url, headers=headers, timeout=None) as answer:
+            with self._http.stream("GET", url, headers=headers, timeout=None) as answer:
                 if answer.status_code >= 400:
                     calls.read_answer(answer.status_code, answer.read().decode(errors="replace"))
                 if answer.status_code != 206:
                     done = 0  # the server sent the whole file
-                with open(partial, "ab" if done else "wb") as out:
+                with downloads.open_partial(partial, append=bool(done)) as out:
                     for chunk in answer.iter_bytes(downloads.CHUNK):
                         out.write(chunk)
                         if on_bytes is not None:

@@ -1,26 +1,32 @@
 """An admin changes an account: its role, its display name, whether it may sign in.
 
 Disabling is what removing a user means here: the account can no longer sign in, its
-sessions end and its API and storage keys are revoked in the same transaction, while its jobs,
-configs and files stay (their owner is still named; `PATCH ... {"is_active": true}` brings the
-account back, with new keys to make). The last active admin can be neither demoted nor
-disabled, and nobody disables their own account, so a server never locks its admins out."""
+sessions end and its API and storage keys are revoked in the same transaction, and its active
+jobs are cancelled right after; its finished jobs, configs and files stay, their owner still
+named (`PATCH ... {"is_active": true}` brings the account back, with new keys to make). The
+last active admin can be neither demoted nor disabled, and nobody disables their own account,
+so a server never locks its admins out."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
 from cloudtune.domain.accounts import User
-from cloudtune.domain.jobs import utcnow
-from cloudtune.domain.principal import ROLE_PERMISSIONS, ROLES, Principal
-from cloudtune.errors import ConflictError, InvalidInputError, NotFoundError
+from cloudtune.domain.jobs import ACTIVE_STATUSES, utcnow
+from cloudtune.domain.principal import LOCAL_ADMIN, ROLE_PERMISSIONS, ROLES, Principal
+from cloudtune.errors import CloudtuneError, ConflictError, InvalidInputError, NotFoundError
+from cloudtune.services import jobs as job_service
 from cloudtune.services.context import Context
 from cloudtune.services.users import _display_name, refuse_unknown_fields, user_model_to_user
+from cloudtune.store import jobs as job_store
 from cloudtune.store import storage as storage_store
 from cloudtune.store import users as user_store
 from cloudtune.store.tables import UserModel
+
+log = logging.getLogger(__name__)
 
 
 def change_user(
@@ -54,7 +60,7 @@ def change_user(
             and row.is_active
             and (values.get("role", "admin") != "admin" or values.get("is_active") is False)
         )
-        if leaves_admins and user_store.count_active_admins(session) <= 1:
+        if leaves_admins and user_store.lock_active_admins(session) <= 1:
             raise ConflictError(
                 f"{row.username} is the last active admin: make another admin first",
                 code="last_admin",
@@ -68,8 +74,53 @@ def change_user(
         return user_model_to_user(row)
 
 
-def disable_user(ctx: Context, caller: Principal, user_id: str) -> User:
-    return change_user(ctx, caller, user_id, is_active=False)
+async def update_user(
+    ctx: Context,
+    caller: Principal,
+    user_id: str,
+    *,
+    role: str | None = None,
+    display_name: str | None = None,
+    is_active: bool | None = None,
+    unknown_fields: Iterable[str] = (),
+) -> User:
+    """`change_user`, then, for an account it disabled, its active jobs cancelled (after the
+    change is committed: a provider is called outside any transaction), so a disabled account
+    stops spending."""
+    changed = await ctx.in_thread(
+        lambda: change_user(
+            ctx,
+            caller,
+            user_id,
+            role=role,
+            display_name=display_name,
+            is_active=is_active,
+            unknown_fields=unknown_fields,
+        )
+    )
+    if is_active is False:
+        await _cancel_jobs_of(ctx, user_id)
+    return changed
+
+
+async def disable_user(ctx: Context, caller: Principal, user_id: str) -> User:
+    return await update_user(ctx, caller, user_id, is_active=False)
+
+
+async def _cancel_jobs_of(ctx: Context, user_id: str) -> None:
+    def active() -> list[str]:
+        flt = job_store.JobFilter(statuses=tuple(ACTIVE_STATUSES), user_id=user_id, only_user=True)
+        with ctx.db.read() as session:
+            return [
+                job.job_id for job in job_store.list_jobs(session, flt, limit=10_000, offset=0)
+            ]
+
+    for job_id in await ctx.in_thread(active):
+        try:
+            # The system acts here, not the admin's key (which may lack job.cancel.all).
+            await job_service.cancel_job(ctx, LOCAL_ADMIN, job_id)
+        except CloudtuneError as exc:
+            log.warning("job %s of disabled user %s not cancelled: %s", job_id, user_id, exc)
 
 
 def _existing(session: Session, user_id: str) -> UserModel:

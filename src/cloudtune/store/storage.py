@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloudtune.domain.jobs import utcnow
-from cloudtune.store.tables import JobModel, StorageCredentialModel
+from cloudtune.store.tables import JobModel, StorageCredentialModel, UserModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,21 @@ class CredentialRow:
     revoked_at: datetime | None
     # The status of job_id's job at the time of the read (None: no job, or it is gone).
     job_status: str | None = None
+    # The owner as they are now (None: no owner, or gone): a key never outlives its owner's
+    # rights, whatever it was made with.
+    owner: OwnerNow | None = None
 
 
-def _row(model: StorageCredentialModel, job_status: str | None = None) -> CredentialRow:
+@dataclass(frozen=True, slots=True)
+class OwnerNow:
+    username: str
+    role: str
+    is_active: bool
+
+
+def _row(
+    model: StorageCredentialModel, job_status: str | None = None, owner: OwnerNow | None = None
+) -> CredentialRow:
     return CredentialRow(
         access_key_id=model.access_key_id,
         secret_ciphertext=model.secret_ciphertext,
@@ -44,6 +56,7 @@ def _row(model: StorageCredentialModel, job_status: str | None = None) -> Creden
         expires_at=model.expires_at,
         revoked_at=model.revoked_at,
         job_status=job_status,
+        owner=owner,
     )
 
 
@@ -65,16 +78,24 @@ def insert_credential(session: Session, row: CredentialRow) -> None:
 
 
 def find_credential(session: Session, access_key_id: str) -> CredentialRow | None:
-    """The key with its job's current status, in one read."""
+    """The key with its job's current status and its owner as they are now, in one read."""
     found = session.execute(
-        select(StorageCredentialModel, JobModel.status)
+        select(
+            StorageCredentialModel,
+            JobModel.status,
+            UserModel.username,
+            UserModel.role,
+            UserModel.is_active,
+        )
         .outerjoin(JobModel, JobModel.job_id == StorageCredentialModel.job_id)
+        .outerjoin(UserModel, UserModel.id == StorageCredentialModel.user_id)
         .where(StorageCredentialModel.access_key_id == access_key_id)
     ).first()
     if found is None:
         return None
-    model, status = found
-    return _row(model, status)
+    model, status, username, role, active = found
+    owner = OwnerNow(username, role, bool(active)) if username is not None else None
+    return _row(model, status, owner)
 
 
 def list_credentials(
@@ -130,12 +151,18 @@ def revoke_job_credentials(session: Session, job_id: str, *, at: datetime) -> in
     return int(getattr(result, "rowcount", 0))
 
 
-def job_owner_and_status(session: Session, job_id: str) -> tuple[str | None, str] | None:
-    """(user_id, status) of a job, or None when there is no such job."""
+def job_owner_and_status(session: Session, job_id: str) -> tuple[str | None, str, bool] | None:
+    """(user_id, status, whether its owner may still act: active, or no owner) of a job, or
+    None when there is no such job."""
     found = session.execute(
-        select(JobModel.user_id, JobModel.status).where(JobModel.job_id == job_id)
+        select(JobModel.user_id, JobModel.status, UserModel.is_active)
+        .outerjoin(UserModel, UserModel.id == JobModel.user_id)
+        .where(JobModel.job_id == job_id)
     ).first()
-    return None if found is None else (found[0], found[1])
+    if found is None:
+        return None
+    user_id, status, active = found
+    return user_id, status, user_id is None or bool(active)
 
 
 def revoke_user_credentials(session: Session, user_id: str, *, at: datetime) -> int:

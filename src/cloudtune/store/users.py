@@ -257,13 +257,15 @@ def change_user(session: Session, user_id: str, **values: object) -> None:
     bump_auth_epoch(session)
 
 
-def count_active_admins(session: Session) -> int:
+def lock_active_admins(session: Session) -> int:
+    """How many active admins there are, their rows locked for this transaction: two admins
+    demoting or disabling each other at once cannot both see the other still there."""
     query = (
-        select(func.count())
-        .select_from(UserModel)
+        select(UserModel.id)
         .where(UserModel.role == "admin", UserModel.is_active.is_(True))
+        .with_for_update()
     )
-    return int(session.scalar(query) or 0)
+    return len(list(session.scalars(query)))
 
 
 def end_access_of(session: Session, user_id: str, at: datetime) -> None:

@@ -4,9 +4,15 @@ kept; a disabled account's sessions, API keys and storage keys stop at once."""
 from __future__ import annotations
 
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
+from cloudtune.domain.jobs import JobStatus
+from cloudtune.store.db import Database
 from tests.api.routes.test_auth import add_user, bearer, setup_admin
 from tests.api.routes.test_jobs import assert_envelope
+from tests.api.routes.test_storage import error_code, make_key, off_loop, s3_client
+from tests.factories import create_job
 
 
 async def _id_of(client: httpx.AsyncClient, admin: str, username: str) -> str:
@@ -108,3 +114,60 @@ async def test_disabling_ends_every_access_and_keeps_the_admins(
         await client.delete(f"/api/users/{admin_id}", headers=bearer(admin)), 409, "own_account"
     )
     assert (await client.delete(f"/api/users/{ada}", headers=bearer(admin))).status_code == 200
+
+
+async def test_a_storage_key_never_outlives_its_owners_rights(client: httpx.AsyncClient) -> None:
+    """Keys are checked against the owner's role as it is now: a demoted admin's bucket-wide
+    key and a researcher-turned-viewer's writing key both narrow at once."""
+    admin = await setup_admin(client)
+    second = await add_user(client, admin, "adele", "admin")
+    rita_session = await add_user(client, admin, "rita", "researcher")
+    wide = await make_key(client, bearer(second))  # an admin's: the whole bucket
+    assert wide["prefix"] == ""
+    own = await make_key(client, bearer(rita_session))
+    s3_wide, s3_own = s3_client(client, wide), s3_client(client, own)
+    await off_loop(lambda: s3_wide.put_object(Bucket="outputs", Key="rita/a.txt", Body=b"a"))
+    await off_loop(lambda: s3_own.put_object(Bucket="outputs", Key="rita/b.txt", Body=b"b"))
+
+    adele = await _id_of(client, admin, "adele")
+    rita = await _id_of(client, admin, "rita")
+    for user_id in (adele, rita):
+        changed = await client.patch(
+            f"/api/users/{user_id}", json={"role": "viewer"}, headers=bearer(admin)
+        )
+        assert changed.status_code == 200, changed.text
+    with pytest.raises(ClientError) as demoted:
+        await off_loop(lambda: s3_wide.get_object(Bucket="outputs", Key="rita/a.txt"))
+    assert error_code(demoted) == "AccessDenied"
+    # The viewer still reads under its own prefix, and writes no more.
+    read = await off_loop(
+        lambda: s3_own.get_object(Bucket="outputs", Key="rita/b.txt")["Body"].read()
+    )
+    assert read == b"b"
+    with pytest.raises(ClientError) as viewer:
+        await off_loop(lambda: s3_own.put_object(Bucket="outputs", Key="rita/c.txt", Body=b"c"))
+    assert error_code(viewer) == "AccessDenied"
+
+
+async def test_a_disabled_accounts_running_job_is_cancelled_and_its_token_refused(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    admin = await setup_admin(client)
+    await add_user(client, admin, "dave", "researcher")
+    dave = await _id_of(client, admin, "dave")
+    # A job the provider does not know yet (no reference): cancelled here alone.
+    job = create_job(
+        db, status=JobStatus.RUNNING, user_id=dave, provider="replicate", provider_ref=None
+    )
+    others = create_job(db, status=JobStatus.RUNNING, provider="replicate", provider_ref=None)
+    token = client.app.state.ctx.tokens.job_token(job.job_id)  # type: ignore[attr-defined]
+    url = f"/api/cloud/storage/outputs/dave/{job.job_id}/u.txt"
+    before = await client.put(url, content=b"x", headers={"X-Upload-Token": token})
+    assert before.status_code == 200, before.text
+
+    assert (await client.delete(f"/api/users/{dave}", headers=bearer(admin))).status_code == 200
+    after = await client.put(url, content=b"x", headers={"X-Upload-Token": token})
+    assert after.status_code == 401
+    jobs = (await client.get("/api/cloud/jobs", headers=bearer(admin))).json()["jobs"]
+    statuses = {j["job_id"]: j["status"] for j in jobs}
+    assert statuses == {job.job_id: "cancelled", others.job_id: "running"}

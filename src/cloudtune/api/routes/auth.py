@@ -319,16 +319,14 @@ async def change_user(
 ) -> UserOut:
     """Change a user's role or display name, or disable (`is_active: false`) or re-enable
     the account. The last active admin stays an active admin."""
-    user = await ctx.in_thread(
-        lambda: user_admin.change_user(
-            ctx,
-            caller,
-            user_id,
-            role=body.role,
-            display_name=body.display_name,
-            is_active=body.is_active,
-            unknown_fields=list(body.model_extra or ()),
-        )
+    user = await user_admin.update_user(
+        ctx,
+        caller,
+        user_id,
+        role=body.role,
+        display_name=body.display_name,
+        is_active=body.is_active,
+        unknown_fields=list(body.model_extra or ()),
     )
     return _user_out(user)
 
@@ -338,8 +336,9 @@ async def change_user(
 )
 async def disable_user(ctx: CtxDep, caller: CallerDep, user_id: str) -> UserOut:
     """Disable the account: it cannot sign in, its sessions end, its API and storage keys are
-    revoked; its jobs, configs and files stay. Not your own, nor the last active admin."""
-    user = await ctx.in_thread(user_admin.disable_user, ctx, caller, user_id)
+    revoked, its active jobs are cancelled; its finished jobs, configs and files stay. Not your
+    own, nor the last active admin."""
+    user = await user_admin.disable_user(ctx, caller, user_id)
     return _user_out(user)
 
 

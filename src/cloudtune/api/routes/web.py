@@ -7,6 +7,7 @@ import os
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -36,6 +37,13 @@ def _shell() -> Response:
 
 for _path in PAGES:
     router.add_api_route(_path, _shell, methods=["GET"], response_class=Response)
+
+
+@router.get("/ui")
+def _no_listing() -> Response:
+    # The folder itself is not a page: answered here, since `/ui/` reaches the app as `/ui`
+    # (the edge drops one trailing slash) and the mount would redirect it back to `/ui/`.
+    raise StarletteHTTPException(404)
 
 
 class UiFiles(StaticFiles):

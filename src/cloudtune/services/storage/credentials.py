@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cloudtune.domain.jobs import TERMINAL_STATUSES, JobStatus, utcnow
-from cloudtune.domain.principal import ALL_PERMISSIONS, Principal
+from cloudtune.domain.principal import ALL_PERMISSIONS, ROLE_PERMISSIONS, Principal
 from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.errors import (
     AuthenticationError,
@@ -295,11 +295,32 @@ def grant_for_key(ctx: Context, access_key_id: str) -> tuple[Grant, str]:
         row.job_status is None or JobStatus(row.job_status) in TERMINAL_STATUSES
     ):
         raise errors.access_denied("The job this access key belongs to has ended")
+    can_write, can_read = row.can_write, True
+    if row.user_id is not None:
+        can_write, can_read = _owner_allows(row)
     secret = ctx.secret_box.decrypt(row.secret_ciphertext)
     if secret is None:  # the server's key changed: the secret is lost
         raise errors.access_denied("The access key can no longer be used; make a new one")
-    grant = Grant(row.bucket, row.prefix, row.can_write, row.user_id, row.job_id, "sigv4")
+    grant = Grant(
+        row.bucket, row.prefix, can_write, row.user_id, row.job_id, "sigv4", can_read=can_read
+    )
     return grant, secret
+
+
+def _owner_allows(row: store.CredentialRow) -> tuple[bool, bool]:
+    """(may write, may read) by the owner's rights now, not those the key was made with: a
+    disabled owner's key stops, a demoted one's narrows to what the new role may (its prefix
+    must be one the role reaches, writing needs storage.write)."""
+    owner = row.owner
+    if owner is None or not owner.is_active:
+        raise errors.access_denied("The access key's owner can no longer use it")
+    if row.job_id is not None:
+        return row.can_write, True  # a job's key: its job's prefix, while the job runs
+    rights = ROLE_PERMISSIONS.get(owner.role, frozenset())
+    reach = "" if rights >= ALL_PERMISSIONS else f"{owner.username}/"
+    if not row.prefix.startswith(reach) or not rights & {"storage.read", "storage.write"}:
+        raise errors.access_denied("The access key's owner's role no longer reaches this key")
+    return row.can_write and "storage.write" in rights, "storage.read" in rights
 
 
 def grant_for_upload_token(ctx: Context, bucket: str, key: str, token: str) -> Grant:
@@ -311,7 +332,8 @@ def grant_for_upload_token(ctx: Context, bucket: str, key: str, token: str) -> G
             continue
         with ctx.db.read() as session:
             found = store.job_owner_and_status(session, job_id)
-        if found is None or JobStatus(found[1]) in TERMINAL_STATUSES:
+        # The job must run, and its owner still be allowed to act at all.
+        if found is None or JobStatus(found[1]) in TERMINAL_STATUSES or not found[2]:
             break
         prefix = job_prefix(ctx, job_id, found[0])
         grant = Grant(JOB_BUCKET, prefix, True, found[0], job_id, "upload_token")

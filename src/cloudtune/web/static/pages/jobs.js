@@ -76,13 +76,11 @@ export async function render(main, session) {
   const params = new URLSearchParams(location.search);
   const offset = Math.max(0, Number(params.get("offset")) || 0);
   const canSubmit = session.can("job.submit");
-  let providers = ["local", "replicate", "ray"];
-  try {
-    const listed = await get("/api/cloud/providers");
-    providers = (listed.providers || []).map((p) => p.name);
-  } catch {
-    // the filter keeps the known names
-  }
+  // Asked at once with the first page of jobs, not before it.
+  const providersAsked = get("/api/cloud/providers").then(
+    (listed) => (listed.providers || []).map((p) => p.id),
+    () => ["local", "replicate"], // the filter keeps the known names
+  );
 
   const trainButton = canSubmit
     ? h("button.primary", { type: "button", id: "train-in-cloud", onclick: () => openTrain() }, "Train in Cloud")
@@ -119,6 +117,14 @@ export async function render(main, session) {
   const errorSlot = h("div");
   const content = h("div");
 
+  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset) });
+  for (const key of ["status", "provider"]) if (params.get(key)) query.set(key, params.get(key));
+  const filtered = Boolean(params.get("status") || params.get("provider"));
+  let timer = null;
+  let stopped = false;
+
+  const firstPage = refresh();
+  const providers = await providersAsked;
   main.append(
     h("div.page-head", h("h1", "Jobs"), h("span.spacer"), trainButton),
     filterBar(params, providers, (s, p) => {
@@ -130,12 +136,6 @@ export async function render(main, session) {
     errorSlot,
     content,
   );
-
-  const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset) });
-  for (const key of ["status", "provider"]) if (params.get(key)) query.set(key, params.get(key));
-  const filtered = Boolean(params.get("status") || params.get("provider"));
-  let timer = null;
-  let stopped = false;
 
   function showPager(total) {
     clear(pager);
@@ -174,7 +174,7 @@ export async function render(main, session) {
     if (!stopped) timer = setTimeout(poll, POLL_MS);
   }
 
-  await refresh();
+  await firstPage;
   timer = setTimeout(poll, POLL_MS);
   return () => {
     stopped = true;

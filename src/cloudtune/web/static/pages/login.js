@@ -10,8 +10,14 @@ function field(id, label, attributes) {
 
 function nextPath() {
   const next = new URLSearchParams(location.search).get("next") || "/jobs";
-  // Only a path of this site: never an address elsewhere.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/jobs";
+  // Only a page of this site, read as the browser reads it (`/\\host` is another host).
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search;
+  } catch {
+    // not an address at all
+  }
+  return "/jobs";
 }
 
 function loginForm(main, session) {
