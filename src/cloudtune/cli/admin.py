@@ -43,7 +43,9 @@ def set_limit(
     action: Annotated[
         str | None, typer.Option(help="warn (submit with a warning) or block (refuse).")
     ] = None,
-    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Enforce the limit, or not.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change the limit (only what you name)."""

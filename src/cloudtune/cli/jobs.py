@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+JobArg = Annotated[str, typer.Argument(help="The job's id (`cloudtune jobs list`).")]
 ProviderOpt = Annotated[
     str | None,
     typer.Option("--provider", "-p", help="local, replicate, … (default: the server's)."),
@@ -155,7 +156,7 @@ def _end(job: models.Job, as_json: bool) -> None:
 
 
 @app.command()
-def wait(job_id: str, as_json: JsonOpt = False) -> None:
+def wait(job_id: JobArg, as_json: JsonOpt = False) -> None:
     """Wait for a job to end: exit 0 when it completed, 1 when it failed or was cancelled."""
     with client() as made:
         job = _follow(made, job_id, quiet=as_json)
@@ -204,7 +205,7 @@ def _progress_text(job: models.Job) -> str:
 
 
 @app.command()
-def get(job_id: str, as_json: JsonOpt = False) -> None:
+def get(job_id: JobArg, as_json: JsonOpt = False) -> None:
     """One job: its status, progress, cost and where its outputs are."""
     job = call(lambda c: c.get_job(job_id))
     if as_json:
@@ -228,7 +229,7 @@ def get(job_id: str, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def logs(
-    job_id: str,
+    job_id: JobArg,
     tail: Annotated[int | None, typer.Option(help="Only the last N lines.")] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing as the job writes.")
@@ -280,7 +281,7 @@ def _stream(made: Client, job_id: str, as_json: bool) -> str | None:
 
 
 @app.command()
-def cancel(job_id: str, as_json: JsonOpt = False) -> None:
+def cancel(job_id: JobArg, as_json: JsonOpt = False) -> None:
     """Cancel a job (its trainer stops; a cloud job's prediction is cancelled)."""
     status = call(lambda c: c.cancel_job(job_id))
     print_json({"job_id": job_id, "status": status}) if as_json else console.print(
@@ -289,7 +290,7 @@ def cancel(job_id: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def delete(job_id: str, as_json: JsonOpt = False) -> None:
+def delete(job_id: JobArg, as_json: JsonOpt = False) -> None:
     """Delete a finished job and its logs."""
     call(lambda c: c.delete_job(job_id))
     print_json({"job_id": job_id, "deleted": True}) if as_json else console.print(
@@ -333,7 +334,7 @@ def preview(
 
 @app.command()
 def outputs(
-    job_id: str,
+    job_id: JobArg,
     download: Annotated[
         Path | None, typer.Option(help="Copy every output file into this folder.")
     ] = None,

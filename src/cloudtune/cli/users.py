@@ -55,7 +55,7 @@ def create_admin(
         str | None, typer.Option(help="Password (prompted when left out).", envvar=None)
     ] = None,
 ) -> None:
-    """Create an admin account."""
+    """Create an admin in this machine's server database (no server needed)."""
     _create(username, email, password, "admin")
 
 
@@ -68,7 +68,7 @@ def add(
         str | None, typer.Option(help="Password (prompted when left out).")
     ] = None,
 ) -> None:
-    """Add a user with a role."""
+    """Add a user in this machine's server database (no server needed)."""
     _create(username, email, password, role)
 
 
