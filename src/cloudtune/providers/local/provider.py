@@ -33,6 +33,7 @@ from cloudtune.providers.local.environment import storage_environment, trainer_e
 from cloudtune.providers.local.hardware import detect_hardware
 from cloudtune.providers.local.queue import Entry, JobQueue
 from cloudtune.settings import Settings
+from cloudtune.trainer import simpletuner
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,12 @@ class LocalProvider:
                     code="trainer_unavailable",
                 )
             return
-        if importlib.util.find_spec("simpletuner") is None:
-            raise InvalidInputError(
-                f"model_family '{family}' cannot be trained by the local provider: its built-in "
-                f"reference trainer trains only model_family '{REFERENCE_FAMILY}', and "
-                "SimpleTuner is not installed on this machine. Install SimpleTuner here, or "
-                "submit with provider=replicate to train it on cloud GPUs.",
-                code="unsupported_model_family",
-                model_family=family,
-            )
+        missing = simpletuner.unavailable_reason(family, os.environ, self._settings.local.python)
+        if missing is not None:
+            raise InvalidInputError(missing, code="unsupported_model_family", model_family=family)
+        problems = simpletuner.config_problems(spec.config, spec.dataloader)
+        if problems:
+            raise InvalidInputError("; ".join(problems), code="invalid_config")
 
     def hardware_type(self) -> str | None:
         return detect_hardware().describe()
@@ -239,8 +237,12 @@ class LocalProvider:
                     self._settings.trainer.cpu_max_resolution
                 ),
                 "PYTHONUNBUFFERED": "1",
+                # The SimpleTuner adapter ends its trainer within the time SIGKILL waits.
+                simpletuner.GRACE_ENV: str(self._settings.local.cancel_grace_seconds),
             }
         )
+        if os.environ.get(simpletuner.COMMAND_ENV):
+            env[simpletuner.COMMAND_ENV] = os.environ[simpletuner.COMMAND_ENV]
         return env
 
     async def _run(self) -> None:
