@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -295,3 +296,23 @@ def test_a_trainer_that_exits_non_zero_fails_the_job_with_its_error(
     )
     assert "CUDA out of memory at step 3" in job["error_message"]
     assert job["progress"]["step"] == 2
+
+
+@pytest.mark.trainer
+def test_simpletuner_dies_with_a_launcher_killed_after_the_grace(
+    start_server: Any, dataset: Path, tmp_path: Path
+) -> None:
+    """Its own process group keeps the provider's signals from it; the provider's last
+    resort, SIGKILL to the launcher's group, must still end it."""
+    server = start_server("--step-seconds", "0.2")
+    job_id = _submit(server, flux_body(dataset, tmp_path / "output", 100000))
+    deadline = time.monotonic() + 60
+    while ((job := server.job(job_id))["progress"]["step"] or 0) < 1:
+        assert time.monotonic() < deadline, f"no progress: {job}"
+        time.sleep(0.1)
+    trainer = psutil.Process(int(job["metadata"]["pid"]))
+    simpletuner = trainer.children()[0]
+    os.killpg(trainer.pid, signal.SIGKILL)
+    simpletuner.wait(timeout=30)
+    assert not simpletuner.is_running()
+    assert server.wait(job_id, {"failed"}, timeout=60)["status"] == "failed"
