@@ -42,8 +42,11 @@ _REFUSAL = re.compile(r"^Failed to load resource: the server responded with a st
 ADMIN = {"username": "admin", "email": "admin@example.com", "password": "correct horse 42"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    # One per test, not per session: Playwright's synchronous API runs an event loop in this
+    # thread for as long as it is started, and every asyncio test a worker ran after a browser
+    # test would then fail to start its own ("cannot be called from a running event loop").
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     with sync_playwright() as playwright:
