@@ -39,3 +39,25 @@ async def test_logs_stream_while_the_job_runs_and_a_cancel_ends_it(
         with pytest.raises(errors.JobNotFound):
             async for _ in client.stream_logs("no-such-job"):
                 pass
+
+
+async def test_a_dataset_pushed_and_outputs_fetched_without_blocking(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    data = make_dataset(tmp_path / "data", 4, size=32)
+    async with AsyncClient(server.url) as client:
+        sent: list[int] = []
+        keys = await client.push_dataset("shapes", data, on_bytes=sent.append)
+        assert len(keys) == 8 and sum(sent) == sum(p.stat().st_size for p in data.iterdir())
+        assert await client.list_datasets() == ["shapes"]
+        body = job_body(data, tmp_path / "out", steps=4)
+        loader = body["dataloader_config"][0]
+        del loader["instance_data_dir"]
+        loader["dataset"] = "shapes"
+        job = await client.wait((await client.submit(body, provider="local")).job_id, interval=0.2)
+        assert job.status == "completed"
+        listing = await client.outputs(job.job_id)
+        for item in listing.files:
+            written = await client.download(item, tmp_path / "fetched")
+            assert written.read_bytes() == (tmp_path / "out" / item.path).read_bytes()
+        assert {f.path for f in listing.files} >= {"pytorch_lora_weights.safetensors"}

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from cloudtune.client import calls, models
+from cloudtune.client import calls, datasets, downloads, models
 from cloudtune.client.errors import ServerUnreachable
 from cloudtune.client.settings import ClientSettings
 
@@ -52,7 +53,8 @@ class AsyncClient:
                 call.method,
                 call.path,
                 params=call.params,
-                json=call.body,
+                json=call.body if call.content is None else None,
+                content=call.content,
                 headers=dict(call.headers),
             )
         except httpx.TransportError as exc:
@@ -102,6 +104,63 @@ class AsyncClient:
 
     async def outputs(self, job_id: str) -> models.Outputs:
         return await self.run(calls.job_outputs(job_id))
+
+    async def download(
+        self,
+        item: models.OutputFile,
+        folder: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Path:
+        """As `Client.download`: inside `folder`, resumed with Range, checked by SHA-256."""
+        url = downloads.own_path(item.url)
+        target = downloads.destination(folder, item.path)
+        partial = target.with_name(target.name + downloads.PARTIAL)
+        done = downloads.partial_size(partial, item.size)
+        headers = {"Range": f"bytes={done}-"} if done else {}
+        try:
+            async with self._http.stream("GET", url, headers=headers, timeout=None) as answer:
+                if answer.status_code >= 400:
+                    text = (await answer.aread()).decode(errors="replace")
+                    calls.read_answer(answer.status_code, text)
+                if answer.status_code != 206:
+                    done = 0  # the server sent the whole file
+                with downloads.open_partial(partial, append=bool(done)) as out:
+                    async for chunk in answer.aiter_bytes(downloads.CHUNK):
+                        out.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"the download of {item.path} broke: {exc}") from None
+        return downloads.finish(partial, target, item.sha256)
+
+    async def push_dataset(
+        self,
+        name: str,
+        folder: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """As `Client.push_dataset`: the folder's files as the dataset `name`."""
+        prefix = (await self.me()).storage_prefix
+        written = []
+        for relative, path in datasets.files_of(folder):
+            key = f"{prefix}{name}/{relative}"
+            await self.run(datasets.put_object(key, datasets.read_async(path, on_bytes)))
+            written.append(key)
+        return written
+
+    async def list_datasets(self) -> list[str]:
+        """The names of your uploaded datasets."""
+        prefix = (await self.me()).storage_prefix
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = await self.run(datasets.list_page(prefix, token))
+            names += page.names
+            if page.next_token is None:
+                return names
+            token = page.next_token
 
     async def stream_logs(self, job_id: str) -> AsyncIterator[calls.LogEvent]:
         """The job's log as it is written, then its status changes, ending with `done`."""

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -40,7 +41,16 @@ def counted(body: BinaryIO, on_bytes: Callable[[int], None] | None) -> Iterator[
         yield chunk
 
 
-def put_object(key: str, content: Iterator[bytes]) -> Call[None]:
+async def read_async(path: Path, on_bytes: Callable[[int], None] | None) -> AsyncIterator[bytes]:
+    """The file's bytes for the async client, each chunk read off the event loop."""
+    with open(path, "rb") as body:
+        while chunk := await asyncio.to_thread(body.read, _CHUNK):
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+            yield chunk
+
+
+def put_object(key: str, content: Iterator[bytes] | AsyncIterator[bytes]) -> Call[None]:
     return Call(
         "PUT",
         f"/api/cloud/storage/{BUCKET}/{quote(key)}",
