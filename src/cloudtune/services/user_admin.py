@@ -10,7 +10,7 @@ so a server never locks its admins out."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -29,25 +29,26 @@ from cloudtune.store.tables import UserModel
 log = logging.getLogger(__name__)
 
 
-def change_user(
-    ctx: Context,
-    caller: Principal,
-    user_id: str,
-    *,
-    role: str | None = None,
-    display_name: str | None = None,
-    is_active: bool | None = None,
-    unknown_fields: Iterable[str] = (),
-) -> User:
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """What a request asks to change; None: leave as it is."""
+
+    role: str | None = None
+    display_name: str | None = None  # "": cleared (answers show the username again)
+    is_active: bool | None = None
+    unknown_fields: tuple[str, ...] = ()
+
+
+def change_user(ctx: Context, caller: Principal, user_id: str, change: UserChange) -> User:
     caller.require("user.manage")
-    refuse_unknown_fields(unknown_fields)
+    refuse_unknown_fields(change.unknown_fields)
+    role, display_name, is_active = change.role, change.display_name, change.is_active
     if role is not None and role not in ROLE_PERMISSIONS:
         raise InvalidInputError(
             f"unknown role {role!r}; roles: {', '.join(ROLES)}", code="invalid_role"
         )
     values: dict[str, object] = {}
     if display_name is not None:
-        # "" clears it (answers show the username again).
         values["display_name"] = _display_name(display_name) if display_name else None
     with ctx.db.write() as session:
         row = _existing(session, user_id)
@@ -74,37 +75,18 @@ def change_user(
         return user_model_to_user(row)
 
 
-async def update_user(
-    ctx: Context,
-    caller: Principal,
-    user_id: str,
-    *,
-    role: str | None = None,
-    display_name: str | None = None,
-    is_active: bool | None = None,
-    unknown_fields: Iterable[str] = (),
-) -> User:
+async def update_user(ctx: Context, caller: Principal, user_id: str, change: UserChange) -> User:
     """`change_user`, then, for an account it disabled, its active jobs cancelled (after the
     change is committed: a provider is called outside any transaction), so a disabled account
     stops spending."""
-    changed = await ctx.in_thread(
-        lambda: change_user(
-            ctx,
-            caller,
-            user_id,
-            role=role,
-            display_name=display_name,
-            is_active=is_active,
-            unknown_fields=unknown_fields,
-        )
-    )
-    if is_active is False:
+    changed = await ctx.in_thread(change_user, ctx, caller, user_id, change)
+    if change.is_active is False:
         await _cancel_jobs_of(ctx, user_id)
     return changed
 
 
 async def disable_user(ctx: Context, caller: Principal, user_id: str) -> User:
-    return await update_user(ctx, caller, user_id, is_active=False)
+    return await update_user(ctx, caller, user_id, UserChange(is_active=False))
 
 
 async def _cancel_jobs_of(ctx: Context, user_id: str) -> None:

@@ -319,15 +319,13 @@ async def change_user(
 ) -> UserOut:
     """Change a user's role or display name, or disable (`is_active: false`) or re-enable
     the account. The last active admin stays an active admin."""
-    user = await user_admin.update_user(
-        ctx,
-        caller,
-        user_id,
+    change = user_admin.UserChange(
         role=body.role,
         display_name=body.display_name,
         is_active=body.is_active,
-        unknown_fields=list(body.model_extra or ()),
+        unknown_fields=tuple(body.model_extra or ()),
     )
+    user = await user_admin.update_user(ctx, caller, user_id, change)
     return _user_out(user)
 
 
