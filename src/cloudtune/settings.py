@@ -122,6 +122,18 @@ class Settings(BaseSettings):
         "token): a host name (https, the host and its subdomains) or an origin "
         "`scheme://host:port` (exactly it); never the API's origin unless listed.",
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="The Ray cluster's dashboard address (`http://head:8265`), where its Jobs "
+        "API answers; an address saved through PUT /api/cloud/providers/ray takes precedence.",
+    )
+    ray_token: SecretStr | None = Field(
+        default=None,
+        description="A token the Ray dashboard's address wants (sent as a bearer token, or in "
+        "the header the ray provider's `auth_header` setting names); one saved through the "
+        "API takes precedence.",
+    )
+    ray_timeout_seconds: float = Field(default=30.0, gt=0)
     secrets_key: SecretStr | None = Field(
         default=None,
         description="Fernet key for secrets at rest (default: a key file in the home folder).",

@@ -220,6 +220,10 @@ class MissingToken(InvalidRequest):
     code = "missing_token"
 
 
+class ProviderNotConfigured(InvalidRequest):
+    code = "provider_not_configured"
+
+
 class ConsentRequired(InvalidRequest):
     code = "consent_required"
 

@@ -17,3 +17,14 @@ class JobStorageCredentials:
     prefix: str
     endpoint_url: str
     upload_token: str
+
+    def environment(self) -> dict[str, str]:
+        """How a trainer is given the key: `CLOUDTUNE_STORAGE_*` (not `AWS_*`: those stay the
+        job's keys to the operator's S3). The upload token is not among them."""
+        return {
+            "CLOUDTUNE_STORAGE_ENDPOINT_URL": self.endpoint_url,
+            "CLOUDTUNE_STORAGE_BUCKET": self.bucket,
+            "CLOUDTUNE_STORAGE_PREFIX": self.prefix,
+            "CLOUDTUNE_STORAGE_ACCESS_KEY_ID": self.access_key_id,
+            "CLOUDTUNE_STORAGE_SECRET_ACCESS_KEY": self.secret_access_key,
+        }

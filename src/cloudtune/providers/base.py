@@ -174,6 +174,27 @@ class Uploads(Protocol):
 
 
 @runtime_checkable
+class StagesThroughStorage(Protocol):
+    """A provider whose trainer runs away from this machine and reaches it only through the
+    built-in S3 endpoint with the job's key (`JobBundle.storage`): local datasets are packaged
+    into one archive that the server stages under the job's prefix (`bundle.dataset_url` says
+    where, `bundle.remote_dataloader` how the trainer finds them in it), and the trainer writes
+    its outputs under `<prefix>output/`, which is the job's output folder on this machine
+    (services/storage/staging.py)."""
+
+    upload_limit_bytes: int
+    stages_through_storage: bool
+
+
+def archive_limit(provider: object) -> int | None:
+    """The archive size limit of a provider whose jobs take local datasets as one packaged
+    archive; None for one whose trainer reads them where they are."""
+    if isinstance(provider, (Uploads, StagesThroughStorage)):
+        return provider.upload_limit_bytes
+    return None
+
+
+@runtime_checkable
 class HasHardwareProfiles(Protocol):
     """A provider with named hardware profiles and prices."""
 

@@ -96,8 +96,25 @@ def _replicate_token(settings: Settings) -> str | None:
     return (token.get_secret_value() or None) if token is not None else None
 
 
+def _ray(settings: Settings, config: ProviderConfig) -> Provider:
+    from cloudtune.providers.ray.provider import RayProvider
+
+    return RayProvider(settings, config)
+
+
+def _ray_settings() -> SettingsModel:
+    from cloudtune.providers.ray.settings import RaySettings
+
+    return RaySettings
+
+
+def _ray_token(settings: Settings) -> str | None:
+    return settings.ray_token.get_secret_value() or None if settings.ray_token else None
+
+
 register_provider("local", _local)
 register_provider("replicate", _replicate, _replicate_settings, _replicate_token)
+register_provider("ray", _ray, _ray_settings, _ray_token)
 
 
 class ProviderRegistry:

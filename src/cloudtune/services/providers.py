@@ -56,6 +56,13 @@ class _Described(Protocol):
 
 
 @runtime_checkable
+class _TakesToken(Protocol):
+    """A provider that uses a saved token, and refuses one that cannot be its kind."""
+
+    def check_token(self, token: str) -> None: ...
+
+
+@runtime_checkable
 class _AccountIdentity(Protocol):
     """An account check that also says whose account it is."""
 
@@ -225,8 +232,11 @@ def _check_token_format(ctx: Context, caller: Principal, provider: str, token: o
     if not isinstance(token, str):
         raise InvalidInputError('send {"token": "r8_..."}', code="invalid_token")
     found = ctx.providers.get(provider)
-    if isinstance(found, _Described):
-        found.check_token(token)
+    if not isinstance(found, _TakesToken):
+        raise InvalidInputError(
+            f"the {provider} provider takes no token", code="invalid_token", provider=provider
+        )
+    found.check_token(token)
     return token
 
 

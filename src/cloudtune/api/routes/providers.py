@@ -211,14 +211,14 @@ async def put_provider(
 
 
 @router.get(
-    "/api/cloud/providers/replicate/validate",
+    "/api/cloud/providers/{provider}/validate",
     response_model=AccountCheck,
     responses=route_errors(401, 502, 503),
 )
-async def validate_replicate(ctx: CtxDep, caller: CallerDep) -> AccountCheck:
-    """200 with `valid: false` when no token is set or Replicate refuses it; 502/503 only
-    when Replicate cannot be asked."""
-    found = await providers.validate(ctx, caller, "replicate")
+async def validate_provider(ctx: CtxDep, caller: CallerDep, provider: str) -> AccountCheck:
+    """200 with `valid: false` when the provider refuses (no token, a refused token, a Ray
+    cluster that does not answer); 502/503 only when Replicate cannot be asked."""
+    found = await providers.validate(ctx, caller, provider)
     user = None
     if found.valid:
         user = AccountUser(
@@ -283,23 +283,26 @@ async def replicate_versions(
 
 
 @router.put(
-    "/api/cloud/providers/replicate/token",
+    "/api/cloud/providers/{provider}/token",
     response_model=TokenState,
     responses=route_errors(401, 422),
 )
-async def put_replicate_token(ctx: CtxDep, caller: CallerDep, body: JsonObjectBody) -> TokenState:
-    """`{"token": "r8_..."}` (or `api_token`); saved, then checked once with Replicate."""
-    found = await providers.save_token(ctx, caller, "replicate", body)
+async def put_provider_token(
+    ctx: CtxDep, caller: CallerDep, provider: str, body: JsonObjectBody
+) -> TokenState:
+    """`{"token": "..."}` (or `api_token`); saved, then checked once with a provider that
+    can check it (Replicate's `r8_` tokens)."""
+    found = await providers.save_token(ctx, caller, provider, body)
     return TokenState(token_configured=found.token_configured, error=found.warning)
 
 
 @router.delete(
-    "/api/cloud/providers/replicate/token",
+    "/api/cloud/providers/{provider}/token",
     response_model=TokenState,
     responses=route_errors(401),
 )
-async def delete_replicate_token(ctx: CtxDep, caller: CallerDep) -> TokenState:
-    found = await ctx.in_thread(providers.delete_token, ctx, caller, "replicate")
+async def delete_provider_token(ctx: CtxDep, caller: CallerDep, provider: str) -> TokenState:
+    found = await ctx.in_thread(providers.delete_token, ctx, caller, provider)
     return TokenState(token_configured=found.token_configured)
 
 

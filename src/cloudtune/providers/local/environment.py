@@ -16,7 +16,6 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.domain.training import arg_name
 
 _ALLOWED = frozenset(
@@ -76,14 +75,3 @@ def trainer_environment(
                 env.setdefault(variable, value)
     return env
 
-
-def storage_environment(storage: JobStorageCredentials | None) -> dict[str, str]:
-    if storage is None:
-        return {}
-    return {
-        "CLOUDTUNE_STORAGE_ENDPOINT_URL": storage.endpoint_url,
-        "CLOUDTUNE_STORAGE_BUCKET": storage.bucket,
-        "CLOUDTUNE_STORAGE_PREFIX": storage.prefix,
-        "CLOUDTUNE_STORAGE_ACCESS_KEY_ID": storage.access_key_id,
-        "CLOUDTUNE_STORAGE_SECRET_ACCESS_KEY": storage.secret_access_key,
-    }

@@ -29,7 +29,7 @@ from cloudtune.providers.base import (
     RestoredJob,
 )
 from cloudtune.providers.local import processes, readoption, supervision
-from cloudtune.providers.local.environment import storage_environment, trainer_environment
+from cloudtune.providers.local.environment import trainer_environment
 from cloudtune.providers.local.hardware import detect_hardware
 from cloudtune.providers.local.queue import Entry, JobQueue
 from cloudtune.settings import Settings
@@ -226,7 +226,8 @@ class LocalProvider:
         self, job_id: str, run_dir: Path, start: JobBundle | RestoredJob
     ) -> dict[str, str]:
         env = trainer_environment(os.environ, start.secrets)
-        env.update(storage_environment(start.storage))
+        if start.storage is not None:
+            env.update(start.storage.environment())
         env.update(
             {
                 "CLOUDTUNE_JOB_ID": job_id,

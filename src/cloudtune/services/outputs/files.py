@@ -26,6 +26,8 @@ from cloudtune.providers.base import PART_SUFFIX
 from cloudtune.services import jobs as job_service
 from cloudtune.services.context import Context
 from cloudtune.services.outputs.homecoming import KIND
+from cloudtune.services.storage import staging
+from cloudtune.services.storage.names import RESERVED
 from cloudtune.store import deliveries
 from cloudtune.store import users as user_store
 
@@ -118,7 +120,7 @@ def output_file(ctx: Context, caller: Principal, job_id: str, raw: str) -> Path:
         raise InvalidInputError(
             "an output path stays inside the job's folder", code="invalid_path"
         )
-    if not path.is_file() or path.name.endswith(PART_SUFFIX):
+    if not path.is_file() or path.name.endswith(PART_SUFFIX) or path.name.startswith(RESERVED):
         raise missing
     return path
 
@@ -132,8 +134,11 @@ def served_folder(ctx: Context, job: Job, caller: Principal) -> Path | None:
         return None
     folder = Path(os.path.realpath(raw))
     home = Path(os.path.realpath(settings.home))
-    outputs = Path(os.path.realpath(settings.outputs_dir))
-    if folder.is_relative_to(home) and not folder.is_relative_to(outputs):
+    # A job whose trainer writes through the built-in endpoint has its folder in the bucket
+    # `outputs` (services/storage/staging.py): the other root outputs are served from.
+    roots = [Path(os.path.realpath(settings.outputs_dir))]
+    roots.append(Path(os.path.realpath(staging.bucket_folder(settings))))
+    if folder.is_relative_to(home) and not any(folder.is_relative_to(r) for r in roots):
         return None  # the server's own state is never served
     if home.is_relative_to(folder):
         return None  # nor a folder holding it
@@ -141,24 +146,24 @@ def served_folder(ctx: Context, job: Job, caller: Principal) -> Path | None:
         # Once users exist a job's folder is served only from where its owner may write
         # (checked on the real path: a link in one user's folder into another's is not
         # followed there).
-        base = _owner_base(ctx, job, outputs)
-        if base is None or not folder.is_relative_to(base):
+        bases = _owner_bases(ctx, job, roots)
+        if not any(folder.is_relative_to(base) for base in bases):
             return None
     return folder if folder.is_dir() else None
 
 
-def _owner_base(ctx: Context, job: Job, outputs: Path) -> Path | None:
-    """`<output root>/<owner's username>/`, the whole output root for an admin's job or one
-    made before users existed; None for an owner no longer there."""
+def _owner_bases(ctx: Context, job: Job, roots: list[Path]) -> list[Path]:
+    """`<root>/<owner's username>/` of each root, the whole roots for an admin's job or one
+    made before users existed; none for an owner no longer there."""
     if job.user_id is None:
-        return outputs
+        return roots
     with ctx.db.read() as session:
         owner = user_store.get_user(session, job.user_id)
     if owner is None:
-        return None
+        return []
     if owner.role == "admin":
-        return outputs
-    return outputs / owner.username
+        return roots
+    return [root / owner.username for root in roots]
 
 
 def _walk(folder: Path) -> list[tuple[str, os.stat_result]]:
@@ -167,7 +172,8 @@ def _walk(folder: Path) -> list[tuple[str, os.stat_result]]:
         dirs.sort()
         for name in sorted(names):
             path = Path(root) / name
-            if name.endswith(PART_SUFFIX) or path.is_symlink():
+            # Part files of a fetch, and the endpoint's temp files of an upload under way.
+            if name.endswith(PART_SUFFIX) or name.startswith(RESERVED) or path.is_symlink():
                 continue
             try:
                 stat = path.stat()

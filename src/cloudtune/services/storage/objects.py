@@ -166,6 +166,27 @@ def commit(
     return info
 
 
+def place_file(root: Path, bucket: str, key: str, source: Path) -> None:
+    """Put a file of this server's as the object `key`: a hard link where the folders share a
+    file system (a staged dataset archive costs no copy), else a copy; atomically either way.
+    Its ETag is worked out from the bytes when first asked for."""
+    where = object_path(root, bucket, key)
+    if where.is_folder:
+        raise errors.invalid_argument("a key ending in '/' names a folder")
+    _make_folder(where.folder)
+    temp = temp_in(where.folder)
+    try:
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+        _clear_stale_meta(where)
+        os.replace(temp, where.data)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 def _write_meta(where: ObjectPath, info: ObjectInfo, mtime_ns: int) -> None:
     _clear_stale_meta(where)
     where.meta.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ the provider outside any transaction."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -15,11 +16,11 @@ from cloudtune.domain.jobs import ORPHAN_AFTER, Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import mask_secrets
 from cloudtune.errors import CloudtuneError, ProviderError, UnconfirmedSubmitError
-from cloudtune.providers.base import JobBundle, Uploads
+from cloudtune.providers.base import JobBundle, StagesThroughStorage, Uploads
 from cloudtune.services import costs, data_consent
 from cloudtune.services.context import Context
 from cloudtune.services.packaging import remote_dataloader
-from cloudtune.services.storage import mint_job_credentials
+from cloudtune.services.storage import JobStorageCredentials, mint_job_credentials, staging
 from cloudtune.services.submission.idempotency import SubmitResult, find_replay, insert_job
 from cloudtune.services.submission.prepare import Prepared, Preview, prepare, preview
 from cloudtune.services.submission.request import SubmitRequest
@@ -46,6 +47,9 @@ async def submit_job(
             return replay
     prepared = await ctx.in_thread(prepare, ctx, caller, provider_name, request)
     job = _new_job(caller, prepared, request)
+    if isinstance(prepared.provider, StagesThroughStorage):
+        folder = await ctx.in_thread(staging.output_folder, ctx, job.job_id, job.user_id)
+        job = dataclasses.replace(job, output_url=str(folder))
     warning = await ctx.in_thread(costs.check_submit, ctx, job.estimated_cost_micros)
     try:
         await ctx.in_thread(insert_job, ctx, caller, job, key, prepared.secrets, prepared.publish)
@@ -57,8 +61,8 @@ async def submit_job(
         return replay
 
     try:
-        dataset_url = await _upload(ctx, prepared, job)
         storage = await ctx.in_thread(mint_job_credentials, ctx, job.job_id, job.user_id)
+        dataset_url = await _upload(ctx, prepared, job, storage)
         bundle = JobBundle(
             spec=prepared.spec,
             webhook_url=ctx.trainer_webhook_url(job.job_id),
@@ -129,11 +133,20 @@ async def preview_job(
     return preview(provider_name, prepared, mode.value)
 
 
-async def _upload(ctx: Context, prepared: Prepared, job: Job) -> str | None:
-    if prepared.package is None or not isinstance(prepared.provider, Uploads):
+async def _upload(
+    ctx: Context, prepared: Prepared, job: Job, storage: JobStorageCredentials
+) -> str | None:
+    """Where the packaged datasets went: to the provider's own file store, or staged under
+    the job's prefix of the built-in endpoint for a trainer that reads them from there."""
+    provider = prepared.provider
+    if prepared.package is None:
+        return None
+    if isinstance(provider, StagesThroughStorage):
+        return await ctx.in_thread(staging.stage_datasets, ctx, storage, prepared.package.path)
+    if not isinstance(provider, Uploads):
         return None
     await ctx.in_thread(_switch, ctx, job.job_id, JobStatus.UPLOADING, "uploading datasets")
-    return await prepared.provider.upload(job, prepared.package.path)
+    return await provider.upload(job, prepared.package.path)
 
 
 def _new_job(caller: Principal, prepared: Prepared, request: SubmitRequest) -> Job:

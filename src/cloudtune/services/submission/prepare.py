@@ -12,7 +12,7 @@ from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import MASK, SecretPath, TrainingSpec, split_secrets
 from cloudtune.errors import PayloadTooLargeError
-from cloudtune.providers.base import HasHardwareProfiles, Provider, Uploads
+from cloudtune.providers.base import HasHardwareProfiles, Provider, archive_limit
 from cloudtune.services import costs, data_consent, publishing
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import refuse_links_out, require_images
@@ -117,7 +117,8 @@ def prepare(
         else None
     )
     local = spec.local_datasets()
-    if local and isinstance(provider, Uploads) and package_data:
+    limit = archive_limit(provider)
+    if local and limit is not None and package_data:
         # Before the scan: a refused upload costs no walk of the datasets.
         data_consent.check_upload(
             data_consent.load_mode(ctx), provider.name, request.upload_consent
@@ -128,8 +129,7 @@ def prepare(
         require_images(scan)
         if runs_here(provider):
             refuse_links_out(scan)
-    if scan is not None and isinstance(provider, Uploads) and package_data:
-        limit = provider.upload_limit_bytes
+    if scan is not None and limit is not None and package_data:
         if scan.total_bytes > limit:
             raise _too_large("the datasets", scan.total_bytes, limit)
         package = package_datasets(scan, ctx.settings.packages_dir)
@@ -147,7 +147,7 @@ def prepare(
         spec=spec,
         config_name=merged.config_name,
         offer=offer,
-        scan=scan if isinstance(provider, Uploads) or not package_data else None,
+        scan=scan if limit is not None or not package_data else None,
         package=package,
         estimate_micros=estimate,
         steps_per_second=speed,
@@ -159,9 +159,9 @@ def prepare(
 def preview(provider_name: str, prepared: Prepared, consent: str) -> Preview:
     provider, offer = prepared.provider, prepared.offer
     # Only local datasets are uploaded: a job naming none sends nothing from this machine.
-    uploads = isinstance(provider, Uploads) and prepared.scan is not None
+    limit = archive_limit(provider)
+    uploads = limit is not None and prepared.scan is not None
     scan = prepared.scan or DatasetScan()
-    limit = provider.upload_limit_bytes if isinstance(provider, Uploads) else None
     warnings: list[str] = []
     if uploads and limit is not None and scan.total_bytes > limit:
         warnings.append(f"{scan.total_bytes} bytes is over the {limit} byte upload limit")

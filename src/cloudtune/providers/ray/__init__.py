@@ -1,0 +1,1 @@
+"""The ray provider: jobs on a Ray cluster through its Jobs REST API."""

@@ -1,0 +1,204 @@
+"""An async client of a Ray cluster's Jobs REST API (served by its dashboard).
+
+Every call has a timeout; every call is retried with backoff on connection errors and 5xx,
+because every one is safe to repeat: a submit carries our job id as Ray's `submission_id`, so
+Ray itself refuses to start a second job under it ("already exists"), which `submit` reports as
+`SubmissionExists` for the caller to check.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
+
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# Ray answers a refused request with a Python traceback: its last line says why.
+_MAX_DETAIL = 500
+
+
+class RayError(Exception):
+    def __init__(self, status: int | None, detail: str, *, request: str) -> None:
+        super().__init__(f"{request} {status or 'no answer'}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.request = request
+
+    @property
+    def retryable(self) -> bool:
+        # A 5xx from a submit that says the id is taken is an answer, not an outage.
+        return (self.status is None or self.status in _RETRY_STATUSES) and not _exists(self)
+
+
+class SubmissionExists(RayError):
+    """Ray already has a job under this submission id (a retried submit)."""
+
+
+class RayJobsClient:
+    def __init__(
+        self,
+        address: str,
+        headers: dict[str, str],
+        *,
+        timeout: float = 30.0,
+        attempts: int = 5,
+        max_retry_seconds: float = 60.0,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=address.rstrip("/") + "/",
+            headers={"User-Agent": "cloudtune", **headers},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            follow_redirects=False,
+        )
+        self._attempts = attempts
+        self._max_retry_seconds = max_retry_seconds
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def version(self, *, once: bool = False) -> dict[str, Any]:
+        return _object(await self._call("GET", "api/version", attempts=1 if once else None))
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        answer = _object(await self._call("GET", "api/v0/nodes?limit=10000", attempts=1))
+        found = ((answer.get("data") or {}).get("result") or {}).get("result") or []
+        return [node for node in found if isinstance(node, dict)]
+
+    async def package_exists(self, uri: str) -> bool:
+        try:
+            await self._call("GET", f"api/packages/{_package_path(uri)}")
+        except RayError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def upload_package(self, uri: str, data: bytes) -> None:
+        await self._call("PUT", f"api/packages/{_package_path(uri)}", content=data)
+
+    async def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return _object(await self._call("POST", "api/jobs/", json=body))
+        except RayError as exc:
+            if _exists(exc):
+                raise SubmissionExists(exc.status, exc.detail, request=exc.request) from None
+            raise
+
+    async def job(self, submission_id: str) -> dict[str, Any] | None:
+        """The job's details, or None when the cluster does not know it."""
+        try:
+            return _object(await self._call("GET", f"api/jobs/{_id(submission_id)}"))
+        except RayError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def jobs(self) -> list[dict[str, Any]]:
+        answer = await self._call("GET", "api/jobs/")
+        return [job for job in answer if isinstance(job, dict)] if isinstance(answer, list) else []
+
+    async def logs(self, submission_id: str) -> str | None:
+        try:
+            answer = _object(await self._call("GET", f"api/jobs/{_id(submission_id)}/logs"))
+        except RayError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        logs = answer.get("logs")
+        return logs if isinstance(logs, str) else ""
+
+    async def stop(self, submission_id: str) -> None:
+        """Stop the job; one Ray no longer knows is left alone."""
+        try:
+            await self._call("POST", f"api/jobs/{_id(submission_id)}/stop")
+        except RayError as exc:
+            if exc.status != 404:
+                raise
+
+    async def delete(self, submission_id: str) -> None:
+        try:
+            await self._call("DELETE", f"api/jobs/{_id(submission_id)}")
+        except RayError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        attempts: int | None = None,
+    ) -> Any:
+        request = f"{method} {path.split('?')[0]}"
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, RayError) and e.retryable),
+            stop=stop_after_attempt(attempts or self._attempts)
+            | stop_after_delay(self._max_retry_seconds),
+            wait=_wait,
+            reraise=True,
+        )
+
+        async def send() -> httpx.Response:
+            return await self._http.request(method, path, json=json, content=content)
+
+        async for attempt in retrying:
+            with attempt:
+                return await _answer(send, request)
+        raise AssertionError("unreachable")
+
+
+async def _answer(send: Callable[[], Awaitable[httpx.Response]], request: str) -> Any:
+    try:
+        response = await send()
+    except httpx.HTTPError as exc:
+        raise RayError(None, type(exc).__name__, request=request) from exc
+    if response.status_code >= 400:
+        raise RayError(response.status_code, _detail(response), request=request)
+    if not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        raise RayError(response.status_code, "the answer is not JSON", request=request) from None
+
+
+def _exists(exc: RayError) -> bool:
+    return exc.status is not None and 400 <= exc.status < 600 and "already exists" in exc.detail
+
+
+def _id(submission_id: str) -> str:
+    # Our ids are hex; anything else never reaches a path.
+    if not submission_id or not all(c.isalnum() or c in "-_" for c in submission_id):
+        raise ValueError(f"not a submission id: {submission_id!r}")
+    return submission_id
+
+
+def _package_path(uri: str) -> str:
+    """`gcs://_ray_pkg_<hash>.zip` as the packages endpoint's `<protocol>/<name>`."""
+    protocol, sep, name = uri.partition("://")
+    if not sep or "/" in name or not name:
+        raise ValueError(f"not a package URI: {uri!r}")
+    return f"{protocol}/{name}"
+
+
+def _detail(response: httpx.Response) -> str:
+    text = response.text.strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else response.reason_phrase)[:_MAX_DETAIL]
+
+
+def _object(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise RayError(None, "the answer is not a JSON object", request="")
+    return answer
+
+
+def _wait(retry_state: Any) -> float:
+    attempt: int = retry_state.attempt_number
+    base = min(8.0, 0.25 * 2.0 ** (attempt - 1))
+    return base * (0.5 + random.random())  # noqa: S311 - jitter, not security

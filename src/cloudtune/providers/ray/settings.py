@@ -1,0 +1,129 @@
+"""The ray provider's own settings, saved through `PUT /api/cloud/providers/ray`.
+
+Where the cluster is, what each job asks it for (Ray schedules the entrypoint onto a node with
+those resources free) and the environment the trainer runs in there. The address may also come
+from the server's environment (`CLOUDTUNE_RAY_ADDRESS`); a saved one wins. Unknown fields are
+refused (`extra="forbid"`)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Ray accelerator types are upper-case names with digits and underscores (`A100`, `H100`,
+# `NVIDIA_L4`); a job asks for one as the custom resource `accelerator_type:<name>`.
+_ACCELERATOR = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# A pip requirement line: no option (`-e`, `--index-url`) and no line break, which would let a
+# setting smuggle pip arguments.
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][^\s;]*(\s*;\s*[^\n\r]+)?$")
+MAX_PIP_PACKAGES = 64
+
+
+class RaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    address: str | None = Field(
+        default=None,
+        description="The dashboard address (`http://head:8265`) of the cluster's Jobs API; "
+        "none: CLOUDTUNE_RAY_ADDRESS.",
+    )
+    auth_header: str = Field(
+        default="Authorization",
+        description="Header the provider token is sent in: `Authorization` sends "
+        "`Bearer <token>`, any other header the token as it is.",
+    )
+    entrypoint_num_gpus: float = Field(
+        default=1.0, ge=0, le=64, description="GPUs each job's trainer reserves."
+    )
+    entrypoint_num_cpus: float = Field(
+        default=1.0, ge=0, le=512, description="CPUs each job's trainer reserves."
+    )
+    entrypoint_memory_gib: float | None = Field(
+        default=None, gt=0, le=4096, description="Memory each job's trainer reserves, GiB."
+    )
+    accelerator_type: str | None = Field(
+        default=None,
+        description="Run only on nodes with this accelerator (Ray's name: `A100`, `H100`, "
+        "`L4`...); none: any node with free GPUs.",
+    )
+    pip: list[str] = Field(
+        default_factory=list,
+        description="Packages Ray installs for the job (a runtime env `pip` list), e.g. "
+        "`torch`, `safetensors`, `pillow`, `boto3` for the reference trainer.",
+    )
+    conda: str | None = Field(
+        default=None, description="An existing conda environment on the nodes to run in."
+    )
+    image_uri: str | None = Field(
+        default=None, description="A container image the job runs in (Ray's `image_uri`)."
+    )
+    python: str = Field(
+        default="python",
+        description="The Python command on the nodes that runs the trainer.",
+    )
+    ship_package: bool = Field(
+        default=True,
+        description="Send this server's cloudtune package with each job (a runtime env "
+        "`py_modules` entry), so the nodes need only its dependencies; off: the nodes' "
+        "environment must have cloudtune installed.",
+    )
+    price_per_hour_usd: float = Field(
+        default=0.0,
+        ge=0,
+        description="What an hour of one job on the cluster costs, for estimates and limits.",
+    )
+    gpu_label: str | None = Field(
+        default=None, description="How the cluster's GPUs are shown (e.g. `A100 (80GB)`)."
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("the Ray address is not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the Ray address is the dashboard's http(s)://host:port")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("the Ray address has no query, fragment or credentials in it")
+        return value
+
+    @field_validator("auth_header")
+    @classmethod
+    def _auth_header(cls, value: str) -> str:
+        if not _HEADER.match(value):
+            raise ValueError("auth_header is a header name (letters, digits, -)")
+        return value
+
+    @field_validator("accelerator_type")
+    @classmethod
+    def _accelerator(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _ACCELERATOR.match(value.strip()):
+            raise ValueError("accelerator_type is a Ray accelerator name such as A100")
+        return value.strip()
+
+    @field_validator("pip")
+    @classmethod
+    def _pip(cls, values: list[str]) -> list[str]:
+        if len(values) > MAX_PIP_PACKAGES:
+            raise ValueError(f"at most {MAX_PIP_PACKAGES} pip packages")
+        for value in values:
+            if len(value) > 200 or not _REQUIREMENT.match(value):
+                raise ValueError(f"{value[:80]!r} is not a plain pip requirement")
+        return values
+
+    @field_validator("python", "conda", "image_uri", "gpu_label")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 300 or any(c in value for c in "\r\n\0")):
+            raise ValueError("must be one line of at most 300 characters")
+        return value
