@@ -24,6 +24,7 @@ from cloudtune.providers.local.processes import PROCESS_FILE
 from cloudtune.settings import LocalProviderSettings, Settings
 from cloudtune.store.db import Database
 from tests.pg import PostgresCluster
+from tests.ray_cluster import shared_ray_head
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +56,20 @@ def postgres_admin_url() -> Iterator[str]:
         yield cluster.admin_url
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard address of one Ray head shared by the whole run, xdist workers included
+    (they share the parent of their base temp dirs); CLOUDTUNE_TEST_RAY_ADDRESS names yours."""
+    address = os.environ.get("CLOUDTUNE_TEST_RAY_ADDRESS")
+    if address:
+        yield address
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with shared_ray_head(shared) as address:
+        yield address
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
