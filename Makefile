@@ -45,9 +45,9 @@ browser:
 test: install lint browser
 	$(PYTEST)
 
-# SQLite only, no trainer runs, no server processes: a few minutes.
+# SQLite only, no trainer runs, no server processes, no Ray head: a few minutes.
 test-fast: install lint
-	$(PYTEST) -m "not postgres and not trainer and not e2e"
+	$(PYTEST) -m "not postgres and not trainer and not e2e and not ray"
 
 bench: install
 	$(BIN)/python bench/api.py

@@ -14,8 +14,16 @@ from cloudtune.domain.jobs import Job, JobStatus, JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.publishing import is_publish_secret
 from cloudtune.errors import ConflictError, InvalidInputError, job_not_found
-from cloudtune.providers.base import Forgettable, HasLogFile, Pinned, ProviderHandle, tail_lines
+from cloudtune.providers.base import (
+    Forgettable,
+    HasLogFile,
+    Pinned,
+    ProviderHandle,
+    StagesThroughStorage,
+    tail_lines,
+)
 from cloudtune.services.context import Context
+from cloudtune.services.storage import staging
 from cloudtune.store import jobs as job_store
 from cloudtune.store import leases as lease_store
 from cloudtune.store import logs as log_store
@@ -185,6 +193,8 @@ async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:
         raise job_not_found(job_id)
     if not change.applied and change.job.status != JobStatus.CANCELLED:
         raise _state_conflict(change.job, "cancelled")
+    if isinstance(ctx.providers.get(job.provider), StagesThroughStorage):
+        await ctx.in_thread(staging.clear_inputs, ctx, job.job_id, job.user_id)
     ctx.wake_reconciler()
     return change.job
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from cloudtune.domain.costs import cost_micros
 from cloudtune.domain.jobs import Job, JobStatus
-from cloudtune.providers.base import ProviderStatus
+from cloudtune.providers.base import ProviderStatus, StagesThroughStorage
 from cloudtune.services.context import Context
 from cloudtune.services.outputs import homecoming as outputs
+from cloudtune.services.storage import staging
 from cloudtune.store import jobs as job_store
 from cloudtune.store import logs as log_store
 
@@ -66,6 +67,8 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
         ctx.wake_reconciler()  # its worker claims the delivery on the next pass
     if target.is_terminal:
         ctx.logs_seen.pop(job.job_id, None)
+        if isinstance(ctx.providers.get(job.provider), StagesThroughStorage):
+            staging.clear_inputs(ctx, job.job_id, job.user_id)
     elif new_logs and status.logs is not None:
         ctx.logs_seen[job.job_id] = hash(status.logs)
     return changed

@@ -74,4 +74,3 @@ def trainer_environment(
             if variable and isinstance(value, str):
                 env.setdefault(variable, value)
     return env
-

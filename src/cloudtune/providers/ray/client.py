@@ -9,6 +9,7 @@ Ray itself refuses to start a second job under it ("already exists"), which `sub
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Ray answers a refused request with a Python traceback: its last line says why.
 _MAX_DETAIL = 500
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:]*: ")
 
 
 class RayError(Exception):
@@ -187,9 +189,14 @@ def _package_path(uri: str) -> str:
 
 
 def _detail(response: httpx.Response) -> str:
-    text = response.text.strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else response.reason_phrase)[:_MAX_DETAIL]
+    """The exception line of Ray's traceback (`ValueError: Job with ... already exists`),
+    else its last line with words in it."""
+    lines = [line.strip() for line in response.text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line[:_MAX_DETAIL]
+    worded = [line for line in lines if any(c.isalpha() for c in line)]
+    return (worded[-1] if worded else response.reason_phrase)[:_MAX_DETAIL]
 
 
 def _object(answer: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from cloudtune.domain.storage import JobStorageCredentials
 from cloudtune.services.context import Context
 from cloudtune.services.storage.credentials import JOB_BUCKET, job_prefix
 from cloudtune.services.storage.names import object_path
-from cloudtune.services.storage.objects import place_file
+from cloudtune.services.storage.objects import delete, place_file
 from cloudtune.settings import Settings
 
 INPUTS = "inputs/"
@@ -25,6 +25,14 @@ def stage_datasets(ctx: Context, storage: JobStorageCredentials, archive: Path) 
     key = f"{storage.prefix}{INPUTS}{DATASETS_ARCHIVE}"
     place_file(ctx.settings.storage_dir, storage.bucket, key, archive)
     return f"s3://{storage.bucket}/{key}"
+
+
+def clear_inputs(ctx: Context, job_id: str, user_id: str | None) -> None:
+    """Remove what was staged for an ended job (its trainer deletes it once fetched; a job
+    cancelled before it started never did)."""
+    key = job_prefix(ctx, job_id, user_id) + INPUTS + DATASETS_ARCHIVE
+    if object_path(ctx.settings.storage_dir, JOB_BUCKET, key).data.exists():
+        delete(ctx.settings.storage_dir, JOB_BUCKET, key)
 
 
 def output_folder(ctx: Context, job_id: str, user_id: str | None) -> Path:
