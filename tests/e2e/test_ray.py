@@ -17,9 +17,11 @@ import httpx
 import pytest
 from safetensors.torch import load_file
 
+from cloudtune.trainer.simpletuner import COMMAND_ENV
 from tests.e2e.test_server import ServerProcess
 from tests.e2e.test_tutorial import require_tutorial
 from tests.factories import job_body, make_dataset
+from tests.trainer.test_simpletuner import flux_body, standin
 
 pytestmark = [pytest.mark.e2e, pytest.mark.trainer, pytest.mark.ray]
 
@@ -28,14 +30,22 @@ RAY_SETTINGS = {"entrypoint_num_gpus": 0, "entrypoint_num_cpus": 0.5, "python": 
 WEIGHTS = "pytorch_lora_weights.safetensors"
 
 
-def start_server(home: Path, database_url: str, ray_address: str, **ray: Any) -> ServerProcess:
+def start_server(
+    home: Path,
+    database_url: str,
+    ray_address: str,
+    env: dict[str, str] | None = None,
+    **ray: Any,
+) -> ServerProcess:
     home.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(home, database_url)
-    os.environ["CLOUDTUNE_RAY_ADDRESS"] = ray_address
+    added = {"CLOUDTUNE_RAY_ADDRESS": ray_address, **(env or {})}
+    os.environ.update(added)  # ServerProcess starts with this process's environment
     try:
         server.start()
     finally:
-        del os.environ["CLOUDTUNE_RAY_ADDRESS"]
+        for name in added:
+            del os.environ[name]
     saved = httpx.put(
         f"{server.url}/api/cloud/providers/ray", json={**RAY_SETTINGS, **ray}, timeout=30
     )
@@ -68,10 +78,10 @@ def wait_for_ray(ray_address: str, job_id: str, wanted: set[str], timeout: float
         time.sleep(0.3)
 
 
-def submit(server: ServerProcess, body: dict[str, Any]) -> str:
+def submit(server: ServerProcess, body: dict[str, Any], *, sent: bool = True) -> str:
     response = server.post("/api/cloud/jobs/submit?provider=ray", json=body)
     assert response.status_code == 200, response.text
-    assert response.json()["data_uploaded"] is True
+    assert response.json()["data_uploaded"] is sent
     return str(response.json()["job_id"])
 
 
@@ -169,3 +179,57 @@ def test_the_tutorial_flow_passes_on_ray(ray_server: ServerProcess) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS: tutorial flow (core,wait,keys)" in result.stdout
+
+
+def test_a_dataset_the_nodes_see_is_read_there_not_sent(tmp_path: Path, ray_address: str) -> None:
+    """A folder under `cluster_data_roots` is the nodes' own: named as it is, even where this
+    server may not read (its data roots are elsewhere), and nothing is staged for it."""
+    home, cluster_data = tmp_path / "home", tmp_path / "cluster-data"
+    server_data = tmp_path / "server-data"
+    server_data.mkdir()
+    dataset = make_dataset(cluster_data / "shapes", 4, size=32)
+    server = start_server(
+        home,
+        f"sqlite:///{home / 'db.sqlite'}",
+        ray_address,
+        env={"CLOUDTUNE_DATA_ROOTS": str(server_data)},
+        cluster_data_roots=[str(cluster_data)],
+    )
+    try:
+        body = job_body(dataset, tmp_path / "out", steps=5)
+        local = server.post("/api/cloud/jobs/submit?provider=local", json=body)
+        # Outside this server's data roots: a local job may not read it.
+        assert local.status_code == 400 and local.json()["code"] == "path_not_allowed"
+        job_id = submit(server, body, sent=False)
+        job = server.wait(job_id, {"completed", "failed", "cancelled"}, timeout=180)
+        assert job["status"] == "completed", job.get("error_message")
+        assert not (Path(job["output_url"]).parent / "inputs").exists()
+        escaping = job_body(cluster_data / ".." / "server-data", tmp_path / "out", steps=5)
+        refused = server.post("/api/cloud/jobs/submit?provider=ray", json=escaping)
+        assert refused.status_code in (400, 403, 404), refused.text
+    finally:
+        server.stop()
+
+
+def test_a_simpletuner_job_runs_on_the_cluster(tmp_path: Path, ray_address: str) -> None:
+    """A SimpleTuner family on a node, through the stand-in that speaks SimpleTuner's contract
+    (tests/fakes/simpletuner_standin.py), named by the node environment setting."""
+    home = tmp_path / "home"
+    server = start_server(
+        home,
+        f"sqlite:///{home / 'db.sqlite'}",
+        ray_address,
+        env_vars={COMMAND_ENV: standin()},
+    )
+    try:
+        dataset = make_dataset(tmp_path / "dataset", 4, size=32)
+        job_id = submit(server, flux_body(dataset, tmp_path / "out", 4))
+        job = server.wait(job_id, {"completed", "failed", "cancelled"}, timeout=180)
+        logs = server.get(f"/api/cloud/jobs/{job_id}/logs").json()["logs"]
+        assert job["status"] == "completed", (job.get("error_message"), logs)
+        assert job["progress"]["step"] == 4 and job["progress"]["total_steps"] == 4
+        listed = server.get(f"/api/cloud/jobs/{job_id}/outputs").json()["files"]
+        files = {f["path"] for f in listed}
+        assert {WEIGHTS, "validation_images/step_4_validation_0_512x512.png"} <= files
+    finally:
+        server.stop()

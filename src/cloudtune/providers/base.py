@@ -186,6 +186,31 @@ class StagesThroughStorage(Protocol):
     stages_through_storage: bool
 
 
+@runtime_checkable
+class SeesOwnPaths(Protocol):
+    """A provider whose trainers see folders of their own (a file system shared by a
+    cluster's nodes): a local dataset on one of them is named as it is, never resolved,
+    scanned or sent from this server."""
+
+    def sees_path(self, path: str) -> bool: ...
+
+
+def datasets_to_send(provider: object, spec: TrainingSpec) -> list[dict[str, Any]]:
+    """The spec's local datasets that are this server's to resolve, scan and send: all of
+    them but those the provider's trainers read where they are."""
+    local = spec.local_datasets()
+    if isinstance(provider, SeesOwnPaths):
+        local = [
+            d
+            for d in local
+            if not (
+                isinstance(d.get("instance_data_dir"), str)
+                and provider.sees_path(d["instance_data_dir"])
+            )
+        ]
+    return local
+
+
 def archive_limit(provider: object) -> int | None:
     """The archive size limit of a provider whose jobs take local datasets as one packaged
     archive; None for one whose trainer reads them where they are."""

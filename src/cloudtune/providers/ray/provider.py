@@ -212,6 +212,9 @@ class RayProvider:
 
     # -- optional abilities -----------------------------------------------------------------
 
+    def sees_path(self, path: str) -> bool:
+        return self._own().sees(path)
+
     def check_token(self, token: str) -> None:
         """A token rides in a header: one line of visible ASCII."""
         if not token or len(token) > 4096 or not all(33 <= ord(c) < 127 for c in token):
@@ -245,6 +248,7 @@ class RayProvider:
         runtime_env: dict[str, Any] = {
             "working_dir": await self._package(client, folder),
             "env_vars": {
+                **own.env_vars,
                 **bundle.storage.environment(),
                 "CLOUDTUNE_JOB_ID": job.job_id,
                 "CLOUDTUNE_WEBHOOK_URL": bundle.webhook_url,

@@ -7,6 +7,7 @@ refused (`extra="forbid"`)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from urllib.parse import urlsplit
 
@@ -20,6 +21,10 @@ _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # setting smuggle pip arguments.
 _REQUIREMENT = re.compile(r"^[A-Za-z0-9][^\s;]*(\s*;\s*[^\n\r]+)?$")
 MAX_PIP_PACKAGES = 64
+MAX_ENV_VARS = 64
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# The job's own variables: set per job by the provider, never by a setting.
+_JOB_VARIABLES = ("CLOUDTUNE_STORAGE_", "CLOUDTUNE_WEBHOOK_", "CLOUDTUNE_JOB_", "CLOUDTUNE_RUN_")
 
 
 class RaySettings(BaseModel):
@@ -69,6 +74,18 @@ class RaySettings(BaseModel):
         description="Send this server's cloudtune package with each job (a runtime env "
         "`py_modules` entry), so the nodes need only its dependencies; off: the nodes' "
         "environment must have cloudtune installed.",
+    )
+    cluster_data_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders every node sees (a shared file system, e.g. `/mnt/datasets`): a "
+        "dataset whose `instance_data_dir` is under one is read there as it is, never "
+        "packaged or sent from this server.",
+    )
+    env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment for the trainer on the nodes (`HF_HOME`, `NCCL_*`, "
+        "`CLOUDTUNE_SIMPLETUNER_COMMAND`...). Shown to whoever reads these settings and the "
+        "cluster's dashboard: never a secret.",
     )
     price_per_hour_usd: float = Field(
         default=0.0,
@@ -127,3 +144,36 @@ class RaySettings(BaseModel):
         if value is not None and (len(value) > 300 or any(c in value for c in "\r\n\0")):
             raise ValueError("must be one line of at most 300 characters")
         return value
+
+    @field_validator("cluster_data_roots")
+    @classmethod
+    def _roots(cls, values: list[str]) -> list[str]:
+        if len(values) > 32:
+            raise ValueError("at most 32 cluster data roots")
+        roots = []
+        for value in values:
+            root = posixpath.normpath(value)
+            if not value.startswith("/") or root == "/" or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"{value[:80]!r} is not an absolute folder other than /")
+            roots.append(root)
+        return roots
+
+    @field_validator("env_vars")
+    @classmethod
+    def _env(cls, values: dict[str, str]) -> dict[str, str]:
+        if len(values) > MAX_ENV_VARS:
+            raise ValueError(f"at most {MAX_ENV_VARS} environment variables")
+        for name, value in values.items():
+            if not _ENV_NAME.match(name) or name.upper().startswith(_JOB_VARIABLES):
+                raise ValueError(f"{name[:80]!r} is not a variable a setting may set")
+            if len(value) > 1000 or "\0" in value:
+                raise ValueError(f"{name}: at most 1000 characters, no NUL")
+        return values
+
+    def sees(self, path: str) -> bool:
+        """Whether `path` is in a folder every node sees (no `..` may climb out of it)."""
+        if not path.startswith("/") or "\0" in path:
+            return False
+        normal = posixpath.normpath(path)
+        roots = self.cluster_data_roots
+        return any(normal == root or normal.startswith(root + "/") for root in roots)

@@ -16,7 +16,12 @@ from cloudtune.domain.jobs import ORPHAN_AFTER, Job, JobStatus, JobType, utcnow
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import mask_secrets
 from cloudtune.errors import CloudtuneError, ProviderError, UnconfirmedSubmitError
-from cloudtune.providers.base import JobBundle, StagesThroughStorage, Uploads
+from cloudtune.providers.base import (
+    JobBundle,
+    StagesThroughStorage,
+    Uploads,
+    datasets_to_send,
+)
 from cloudtune.services import costs, data_consent
 from cloudtune.services.context import Context
 from cloudtune.services.packaging import remote_dataloader
@@ -69,7 +74,9 @@ async def submit_job(
             webhook_token=ctx.tokens.job_token(job.job_id),
             dataset_url=dataset_url,
             remote_dataloader=remote_dataloader(
-                prepared.spec.dataloader, prepared.scan, prepared.spec.local_datasets()
+                prepared.spec.dataloader,
+                prepared.scan,
+                datasets_to_send(prepared.provider, prepared.spec),
             )
             if prepared.scan
             else None,

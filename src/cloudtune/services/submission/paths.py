@@ -6,7 +6,7 @@ from __future__ import annotations
 from cloudtune.domain.jobs import JobType
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import TrainingSpec
-from cloudtune.providers.base import Provider
+from cloudtune.providers.base import Provider, datasets_to_send
 from cloudtune.services.datasets import resolve_dataset_paths
 from cloudtune.services.file_access import FileAccessPolicy
 from cloudtune.settings import Settings
@@ -18,7 +18,7 @@ def resolve_paths(
     """Rewrites the spec's local dataset folders to their resolved paths and confines its
     output; answers the policy the scan must go on with."""
     policy = FileAccessPolicy.for_caller(settings, caller)
-    resolve_dataset_paths(spec.dataloader, spec.local_datasets(), policy)
+    resolve_dataset_paths(spec.dataloader, datasets_to_send(provider, spec), policy)
     policy.confine(spec, job_id=job_id, runs_here=runs_here(provider))
     return policy
 

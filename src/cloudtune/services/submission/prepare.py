@@ -12,7 +12,12 @@ from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.principal import Principal
 from cloudtune.domain.training import MASK, SecretPath, TrainingSpec, split_secrets
 from cloudtune.errors import PayloadTooLargeError
-from cloudtune.providers.base import HasHardwareProfiles, Provider, archive_limit
+from cloudtune.providers.base import (
+    HasHardwareProfiles,
+    Provider,
+    archive_limit,
+    datasets_to_send,
+)
 from cloudtune.services import costs, data_consent, publishing
 from cloudtune.services.context import Context
 from cloudtune.services.datasets import refuse_links_out, require_images
@@ -116,7 +121,7 @@ def prepare(
         if isinstance(provider, HasHardwareProfiles)
         else None
     )
-    local = spec.local_datasets()
+    local = datasets_to_send(provider, spec)
     limit = archive_limit(provider)
     if local and limit is not None and package_data:
         # Before the scan: a refused upload costs no walk of the datasets.

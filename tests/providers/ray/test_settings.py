@@ -1,0 +1,99 @@
+"""The ray provider's settings and the packages a job takes to the cluster (no cluster)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from pydantic import ValidationError
+
+from cloudtune.providers.ray import packages
+from cloudtune.providers.ray.client import RayError, _detail
+from cloudtune.providers.ray.settings import RaySettings
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"address": "ftp://head:8265"},
+        {"address": "http://user:pw@head:8265"},
+        {"address": "http://head:8265/?x=1"},
+        {"auth_header": "X Bad"},
+        {"accelerator_type": "A100; rm -rf"},
+        {"pip": ["--index-url=http://evil/"]},
+        {"pip": ["torch\nsecond"]},
+        {"python": "python\n-c"},
+        {"cluster_data_roots": ["relative/path"]},
+        {"cluster_data_roots": ["/"]},
+        {"env_vars": {"CLOUDTUNE_STORAGE_SECRET_ACCESS_KEY": "x"}},
+        {"env_vars": {"BAD-NAME": "x"}},
+        {"entrypoint_num_gpus": -1},
+        {"colour": "red"},
+    ],
+)
+def test_a_bad_setting_is_refused(change: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        RaySettings.model_validate(change)
+
+
+def test_good_settings_are_kept_normalised() -> None:
+    own = RaySettings.model_validate(
+        {
+            "address": " http://head:8265/ ",
+            "pip": ["torch==2.13.0", "boto3>=1.34", "numpy; python_version >= '3.11'"],
+            "cluster_data_roots": ["/mnt/data/"],
+            "env_vars": {"HF_HOME": "/mnt/cache/hf"},
+            "accelerator_type": "A100",
+        }
+    )
+    assert own.address == "http://head:8265"
+    assert own.cluster_data_roots == ["/mnt/data"]
+
+
+@pytest.mark.parametrize(
+    ("path", "seen"),
+    [
+        ("/mnt/data", True),
+        ("/mnt/data/shapes", True),
+        ("/mnt/data/../etc", False),
+        ("/mnt/database", False),
+        ("mnt/data/x", False),
+        ("/other", False),
+    ],
+)
+def test_only_paths_under_a_cluster_root_are_the_nodes(path: str, seen: bool) -> None:
+    assert RaySettings(cluster_data_roots=["/mnt/data"]).sees(path) is seen
+
+
+def test_packages_are_named_by_their_content() -> None:
+    one = packages.job_folder({"--a": 1}, [], {"job_id": "j"})
+    again = packages.job_folder({"--a": 1}, [], {"job_id": "j"})
+    other = packages.job_folder({"--a": 2}, [], {"job_id": "j"})
+    assert one == again and packages.package_uri(one) == packages.package_uri(again)
+    assert packages.package_uri(one) != packages.package_uri(other)
+    assert packages.package_uri(one).startswith("gcs://_ray_pkg_")
+    with zipfile.ZipFile(io.BytesIO(one)) as zf:
+        assert json.loads(zf.read("cloudtune-job.json")) == {"job_id": "j"}
+
+
+def test_the_shipped_package_is_cloudtune_without_its_web_files() -> None:
+    with zipfile.ZipFile(io.BytesIO(packages.cloudtune_module())) as zf:
+        names = zf.namelist()
+    assert "cloudtune/trainer/remote.py" in names and "cloudtune/__init__.py" in names
+    assert all(name.startswith("cloudtune/") for name in names)
+    assert not [n for n in names if "/web/static/" in n or n.endswith(".pyc")]
+
+
+def test_a_ray_refusal_reads_as_its_exception_line() -> None:
+    import httpx
+
+    text = (
+        "Traceback (most recent call last):\n  File 'x', line 1\n"
+        "ValueError: Job with submission_id abc already exists. Please use another.\n.\n"
+    )
+    detail = _detail(httpx.Response(500, text=text))
+    assert detail.startswith("ValueError: Job with submission_id abc already exists")
+    assert not RayError(500, detail, request="POST api/jobs/").retryable
+    assert RayError(503, "busy", request="GET api/version").retryable
