@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from safetensors.torch import load_file
 
@@ -129,13 +130,27 @@ def test_a_running_job_is_cancelled_on_the_cluster(
     while ((ray_server.job(job_id).get("progress") or {}).get("step") or 0) < 1:
         assert time.monotonic() < deadline, "the job never reported a step"
         time.sleep(0.3)
+    assert processes_of(job_id), "the job's trainer is not found on the node"
     cancelled = ray_server.post(f"/api/cloud/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     assert wait_for_ray(ray_address, job_id, {"STOPPED"}) == "STOPPED"
     assert ray_server.job(job_id)["status"] == "cancelled"
-    # Its trainer is gone: no process of this job's is left on the node.
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    assert not [line for line in ps.stdout.splitlines() if "cloudtune.trainer.remote" in line]
+    # Its trainer is gone: no process of this job's is left on the node (other tests' jobs
+    # may be running beside it).
+    assert not processes_of(job_id)
+
+
+def processes_of(job_id: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "cloudtune.trainer.remote" in (proc.info.get("cmdline") or []) and (
+                proc.environ().get("CLOUDTUNE_JOB_ID") == job_id
+            ):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_a_failing_entrypoint_ends_failed_with_the_error(tmp_path: Path, ray_address: str) -> None:
