@@ -30,6 +30,7 @@ from tests.factories import make_dataset
 
 STANDIN = Path(__file__).resolve().parents[1] / "fakes" / "simpletuner_standin.py"
 HUB_TOKEN = "hf_standin_secret_0123456789"
+PYTHON = "/opt/simpletuner/bin/python"
 
 
 def standin(*options: str) -> str:
@@ -316,3 +317,35 @@ def test_simpletuner_dies_with_a_launcher_killed_after_the_grace(
     simpletuner.wait(timeout=30)
     assert not simpletuner.is_running()
     assert server.wait(job_id, {"failed"}, timeout=60)["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        (None, [PYTHON, "-m", "simpletuner.train"]),
+        ("0", [PYTHON, "-m", "simpletuner.train"]),
+        (
+            "0,1,2,3",
+            [
+                PYTHON,
+                "-m",
+                "accelerate.commands.launch",
+                "--multi_gpu",
+                "--num_processes=4",
+                "--mixed_precision=bf16",
+                "-m",
+                "simpletuner.train",
+            ],
+        ),
+    ],
+)
+def test_several_visible_gpus_launch_one_process_each(
+    devices: str | None, expected: list[str]
+) -> None:
+    env = {} if devices is None else {"CUDA_VISIBLE_DEVICES": devices}
+    assert install.trainer_command(env, PYTHON) == expected
+    # An operator's own command is run as it is, whatever the GPUs.
+    assert install.trainer_command({**env, COMMAND_ENV: "/opt/st/run --x"}, PYTHON) == [
+        "/opt/st/run",
+        "--x",
+    ]

@@ -26,10 +26,27 @@ _HAVE_IT: set[str] = set()
 
 
 def trainer_command(env: Mapping[str, str], python: str) -> list[str]:
+    """The command, and on several visible GPUs SimpleTuner's multi-GPU form: accelerate
+    launching one process per GPU (`accelerate launch --multi_gpu --num_processes=N
+    --mixed_precision=bf16 -m simpletuner.train`). The GPUs a job may use are the ones its
+    provider made visible (`CUDA_VISIBLE_DEVICES`: the local provider's slot, the GPUs Ray
+    reserved for the job). A command named by CLOUDTUNE_SIMPLETUNER_COMMAND is run as it is."""
     override = env.get(COMMAND_ENV, "").strip()
     if override:
-        return shlex.split(override)
-    return [python, "-m", MODULE]
+        return shlex.split(override)  # the operator's command launches what it launches
+    gpus = visible_gpus(env)
+    if gpus < 2:
+        return [python, "-m", MODULE]
+    launch = ["--multi_gpu", f"--num_processes={gpus}", "--mixed_precision=bf16"]
+    return [python, "-m", "accelerate.commands.launch", *launch, "-m", MODULE]
+
+
+def visible_gpus(env: Mapping[str, str]) -> int:
+    """How many GPUs the job was given; an unset CUDA_VISIBLE_DEVICES is one trainer."""
+    devices = env.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if not devices or devices == "-1":
+        return 0 if devices == "-1" else 1
+    return len([d for d in devices.split(",") if d.strip()])
 
 
 def unavailable_reason(family: str, env: Mapping[str, str], python: str | None) -> str | None:
