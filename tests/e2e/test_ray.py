@@ -234,17 +234,28 @@ def test_a_simpletuner_job_runs_on_the_cluster(tmp_path: Path, ray_address: str)
         home,
         f"sqlite:///{home / 'db.sqlite'}",
         ray_address,
-        env_vars={COMMAND_ENV: standin()},
+        env_vars={COMMAND_ENV: standin("--step-seconds", "2")},
     )
     try:
         dataset = make_dataset(tmp_path / "dataset", 4, size=32)
-        job_id = submit(server, flux_body(dataset, tmp_path / "out", 4))
+        job_id = submit(server, flux_body(dataset, tmp_path / "out", 14))
+        # Its validation images reach the server while it trains, not only at the end.
+        first = "validation_images/step_2_validation_0_512x512.png"
+        deadline = time.monotonic() + 180
+        while first not in output_paths(server, job_id):
+            assert server.job(job_id)["status"] in ("queued", "running"), server.job(job_id)
+            assert time.monotonic() < deadline, "no validation image arrived while it ran"
+            time.sleep(0.5)
+        assert server.job(job_id)["status"] == "running"
         job = server.wait(job_id, {"completed", "failed", "cancelled"}, timeout=180)
         logs = server.get(f"/api/cloud/jobs/{job_id}/logs").json()["logs"]
         assert job["status"] == "completed", (job.get("error_message"), logs)
-        assert job["progress"]["step"] == 4 and job["progress"]["total_steps"] == 4
-        listed = server.get(f"/api/cloud/jobs/{job_id}/outputs").json()["files"]
-        files = {f["path"] for f in listed}
-        assert {WEIGHTS, "validation_images/step_4_validation_0_512x512.png"} <= files
+        assert job["progress"]["step"] == 14 and job["progress"]["total_steps"] == 14
+        last = "validation_images/step_14_validation_0_512x512.png"
+        assert {WEIGHTS, first, last} <= output_paths(server, job_id)
     finally:
         server.stop()
+
+
+def output_paths(server: ServerProcess, job_id: str) -> set[str]:
+    return {f["path"] for f in server.get(f"/api/cloud/jobs/{job_id}/outputs").json()["files"]}

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from cloudtune.trainer.remote import extract_safely, localise_dataloader, with_output_dir
+from cloudtune.trainer.remote import (
+    LiveSamples,
+    extract_safely,
+    localise_dataloader,
+    upload_outputs,
+    with_output_dir,
+)
 
 
 def test_archive_folders_become_folders_of_the_node(tmp_path: Path) -> None:
@@ -48,3 +54,32 @@ def test_a_good_archive_is_unpacked(tmp_path: Path) -> None:
         zf.writestr("datasets/a/img.txt", "a caption")
     extract_safely(archive, tmp_path / "data")
     assert (tmp_path / "data/datasets/a/img.txt").read_text() == "a caption"
+
+
+class RecordingClient:
+    """Stands for the S3 client: what was sent, and when."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def upload_file(self, path: str, bucket: str, key: str) -> None:
+        self.sent.append((bucket, key))
+
+
+def test_samples_go_once_they_settle_and_the_end_sends_only_the_rest(tmp_path: Path) -> None:
+    client = RecordingClient()
+    output = tmp_path / "output"
+    (output / "validation_images").mkdir(parents=True)
+    image = output / "validation_images" / "step_2_0.png"
+    image.write_bytes(b"\x89PNG one")
+    samples = LiveSamples(client, "outputs", "u/j/output/", output)
+    samples._look()
+    assert client.sent == []  # just written: it may still grow
+    samples._look()
+    assert client.sent == [("outputs", "u/j/output/validation_images/step_2_0.png")]
+    samples._look()
+    assert len(client.sent) == 1  # unchanged: not again
+
+    (output / "pytorch_lora_weights.safetensors").write_bytes(b"weights")
+    count = upload_outputs(client, "outputs", "u/j/output/", output, samples.sent)
+    assert count == 1 and client.sent[-1][1] == "u/j/output/pytorch_lora_weights.safetensors"

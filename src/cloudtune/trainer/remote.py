@@ -18,11 +18,16 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 JOB_FILE = "cloudtune-job.json"
+# Where trainers put the images they make while training (SimpleTuner's validation images,
+# the reference trainer's samples), looked at this often.
+SAMPLE_FOLDERS = ("validation_images", "samples")
+SAMPLES_EVERY_SECONDS = 10.0
 OUTPUT_DIR = "output"
 DATA_DIR = "data"
 
@@ -80,14 +85,59 @@ def with_output_dir(config: dict[str, Any], output: Path) -> dict[str, Any]:
     return {**kept, "--output_dir": str(output)}
 
 
-def upload_outputs(client: Any, bucket: str, prefix: str, output: Path) -> int:
+def upload_outputs(
+    client: Any, bucket: str, prefix: str, output: Path, sent: dict[str, tuple[int, int]]
+) -> int:
+    """Send every file not sent yet as it is now (`sent`: relative path → size and mtime)."""
     count = 0
     for path in sorted(output.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            key = prefix + path.relative_to(output).as_posix()
-            client.upload_file(str(path), bucket, key)
-            count += 1
+        if not path.is_file() or path.is_symlink():
+            continue
+        relative = path.relative_to(output).as_posix()
+        stat = path.stat()
+        if sent.get(relative) == (stat.st_size, stat.st_mtime_ns):
+            continue
+        client.upload_file(str(path), bucket, prefix + relative)
+        sent[relative] = (stat.st_size, stat.st_mtime_ns)
+        count += 1
     return count
+
+
+class LiveSamples(threading.Thread):
+    """Sends the validation images a trainer writes while it trains, so they show on the
+    server during the run, not only once it ended. Files still being written are left for
+    the next look (a file is sent once its size held still for one interval)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str, output: Path) -> None:
+        super().__init__(name="live-samples", daemon=True)
+        self._client, self._bucket, self._prefix = client, bucket, prefix
+        self._output = output
+        self.sent: dict[str, tuple[int, int]] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(SAMPLES_EVERY_SECONDS):
+            try:
+                self._look()
+            except Exception as exc:  # the run must not end for a preview
+                print(f"cloudtune: sending samples failed: {exc}", flush=True)
+
+    def _look(self) -> None:
+        for folder in SAMPLE_FOLDERS:
+            for path in sorted((self._output / folder).glob("*")):
+                relative = path.relative_to(self._output).as_posix()
+                stat = path.stat()
+                now = (stat.st_size, stat.st_mtime_ns)
+                settled = self._seen.get(relative) == now
+                self._seen[relative] = now
+                if path.is_file() and settled and self.sent.get(relative) != now:
+                    self._client.upload_file(str(path), self._bucket, self._prefix + relative)
+                    self.sent[relative] = now
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=60)
 
 
 def prepare_run(work: Path, run_dir: Path, job: dict[str, Any], client: Any) -> None:
@@ -120,13 +170,22 @@ def run(work: Path) -> int:
     try:
         client = _storage_client()
         prepare_run(work, run_dir, job, client)
-        code = launch.run(run_dir)
+        samples = LiveSamples(client, bucket, prefix, run_dir / OUTPUT_DIR)
+        samples.start()
+        try:
+            code = launch.run(run_dir)
+        finally:
+            samples.stop()
         if code != 0:
             result = json.loads((run_dir / "result.json").read_text())
             print(f"cloudtune: training {result.get('status')}: {result.get('error')}", flush=True)
             return code
-        count = upload_outputs(client, bucket, prefix, run_dir / OUTPUT_DIR)
-        print(f"cloudtune: {count} output files sent to the server", flush=True)
+        count = upload_outputs(client, bucket, prefix, run_dir / OUTPUT_DIR, samples.sent)
+        live = len(samples.sent) - count
+        print(
+            f"cloudtune: {count} output files sent to the server ({live} during training)",
+            flush=True,
+        )
         return 0
     except launch.Cancelled:
         print("cloudtune: cancelled", flush=True)
