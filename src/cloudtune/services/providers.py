@@ -56,6 +56,13 @@ class _Described(Protocol):
 
 
 @runtime_checkable
+class _Configurable(Protocol):
+    """A provider that cannot take jobs until it is told where to send them (Ray's address)."""
+
+    def configured(self) -> bool: ...
+
+
+@runtime_checkable
 class _TakesToken(Protocol):
     """A provider that uses a saved token, and refuses one that cannot be its kind."""
 
@@ -163,7 +170,7 @@ def _describe(provider: Provider) -> ProviderInfo:
         description=described.description
         if described
         else _DESCRIPTION_BY_JOB_TYPE.get(provider.job_type),
-        configured=described.configured() if described else True,
+        configured=provider.configured() if isinstance(provider, _Configurable) else True,
         default_profile=default,
         model=described.model_of(default.name) if described and default else None,
         version=described.pinned_version() if described else None,

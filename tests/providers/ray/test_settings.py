@@ -5,13 +5,19 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from cloudtune.domain.principal import LOCAL_ADMIN
 from cloudtune.providers.ray import packages
 from cloudtune.providers.ray.client import RayError, _detail
 from cloudtune.providers.ray.settings import RaySettings
+from cloudtune.services import providers
+from cloudtune.settings import Settings
+from cloudtune.store.db import Database
+from tests.factories import make_context
 
 
 @pytest.mark.parametrize(
@@ -97,3 +103,13 @@ def test_a_ray_refusal_reads_as_its_exception_line() -> None:
     assert detail.startswith("ValueError: Job with submission_id abc already exists")
     assert not RayError(500, detail, request="POST api/jobs/").retryable
     assert RayError(503, "busy", request="GET api/version").retryable
+
+
+@pytest.mark.parametrize(("address", "configured"), [(None, False), ("http://head:8265", True)])
+def test_the_provider_list_says_whether_ray_has_an_address(
+    tmp_path: Path, db: Database, address: str | None, configured: bool
+) -> None:
+    settings = Settings(home=tmp_path / "home", ray_address=address)
+    ctx = make_context(settings, db, providers=["ray"])
+    (ray,) = providers.list_providers(ctx, LOCAL_ADMIN)
+    assert ray.name == "ray" and ray.configured is configured

@@ -133,7 +133,7 @@ class RayProvider:
         except SubmissionExists:
             # A retry of a submit whose answer we lost: Ray has the job; make sure it is ours.
             found = await self._guard(client.job(job.job_id), "submit")
-            if found is None or (found.get("metadata") or {}).get(METADATA_KEY) != job.job_id:
+            if found is None or _tagged(found) != job.job_id:
                 raise ProviderError(
                     f"ray: the cluster has a job {job.job_id} that cloudtune did not submit",
                     provider=self.name,
@@ -193,13 +193,15 @@ class RayProvider:
             return ProviderAccount(ok=False, detail=f"the Ray cluster did not answer: {exc}")
         totals: dict[str, float] = {}
         for node in nodes:
-            for resource, amount in (node.get("resources_total") or {}).items():
-                if isinstance(amount, int | float):
+            resources = node.get("resources_total")
+            for resource, amount in (resources if isinstance(resources, dict) else {}).items():
+                if isinstance(amount, int | float) and math.isfinite(amount):
                     totals[str(resource)] = totals.get(str(resource), 0.0) + float(amount)
         gpus = totals.get("GPU", 0.0)
         kinds = sorted(r.split(":", 1)[1] for r in totals if r.startswith("accelerator_type:"))
+        ray_version = str(version.get("ray_version", "?"))[:40]
         detail = (
-            f"Ray {version.get('ray_version', '?')}: {len(nodes)} node(s), {gpus:g} GPU(s)"
+            f"Ray {ray_version}: {len(nodes)} node(s), {gpus:g} GPU(s)"
             + (f" ({', '.join(kinds)})" if kinds else "")
             + f", {totals.get('CPU', 0.0):g} CPU(s)"
         )
@@ -211,6 +213,9 @@ class RayProvider:
         return ProviderAccount(ok=True, detail=detail, hardware=", ".join(kinds) or None)
 
     # -- optional abilities -----------------------------------------------------------------
+
+    def configured(self) -> bool:
+        return bool(self._own().address or self._settings.ray_address)
 
     def sees_path(self, path: str) -> bool:
         return self._own().sees(path)
@@ -228,7 +233,7 @@ class RayProvider:
         found: dict[str, ProviderHandle] = {}
         for info in await self._guard(self._api().jobs(), "discover"):
             job_id = info.get("submission_id")
-            if job_id in wanted and (info.get("metadata") or {}).get(METADATA_KEY) == job_id:
+            if job_id in wanted and _tagged(info) == job_id:
                 found[job_id] = ProviderHandle(ref=job_id, data={"ray_submission_id": job_id})
         return found
 
@@ -338,7 +343,17 @@ def _time(value: Any) -> datetime | None:
     """Ray's times are milliseconds since the epoch; 0 or none: not yet."""
     if not isinstance(value, int | float) or value <= 0:
         return None
-    return datetime.fromtimestamp(value / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None  # a time no clock reads (1e300): unknown, not a failed poll
+
+
+def _tagged(info: dict[str, Any]) -> Any:
+    """The job id our submit tagged a Ray job with; None for one without (or with odd)
+    metadata."""
+    metadata = info.get("metadata")
+    return metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
 
 
 def _error(info: dict[str, Any], logs: str | None) -> str:
