@@ -68,12 +68,15 @@ def extract_safely(archive: Path, target: Path) -> None:
 
 
 def localise_dataloader(dataloader: list[Any], data_dir: Path) -> list[Any]:
-    """Archive folders (`datasets/<id>`) in the dataloader become folders of this node."""
+    """Archive folders (`datasets/<id>`) in the dataloader become folders of this node; one
+    that climbs out of them (`datasets/../..`) is refused, not joined."""
     out = []
     for entry in dataloader:
         if isinstance(entry, dict) and isinstance(entry.get("instance_data_dir"), str):
             folder = entry["instance_data_dir"]
             if folder.startswith("datasets/") and not os.path.isabs(folder):
+                if ".." in PurePosixPath(folder).parts:
+                    raise ValueError(f"the dataloader names an unsafe folder: {folder!r}")
                 entry = {**entry, "instance_data_dir": str(data_dir / folder)}
         out.append(entry)
     return out

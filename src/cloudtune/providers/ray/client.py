@@ -19,20 +19,30 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Ray answers a refused request with a Python traceback: its last line says why.
 _MAX_DETAIL = 500
+# An answer read whole at most (a job's log is the largest Ray sends); more is refused.
+MAX_ANSWER_BYTES = 64 * 1024**2
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:]*: ")
 
 
 class RayError(Exception):
-    def __init__(self, status: int | None, detail: str, *, request: str) -> None:
+    def __init__(
+        self, status: int | None, detail: str, *, request: str, too_large: bool = False
+    ) -> None:
         super().__init__(f"{request} {status or 'no answer'}: {detail}")
         self.status = status
         self.detail = detail
         self.request = request
+        self.too_large = too_large
 
     @property
     def retryable(self) -> bool:
-        # A 5xx from a submit that says the id is taken is an answer, not an outage.
-        return (self.status is None or self.status in _RETRY_STATUSES) and not _exists(self)
+        # A 5xx from a submit that says the id is taken is an answer, not an outage; one too
+        # large to read will be as large again.
+        return (
+            (self.status is None or self.status in _RETRY_STATUSES)
+            and not _exists(self)
+            and not self.too_large
+        )
 
 
 class SubmissionExists(RayError):
@@ -65,9 +75,13 @@ class RayJobsClient:
         return _object(await self._call("GET", "api/version", attempts=1 if once else None))
 
     async def nodes(self) -> list[dict[str, Any]]:
-        answer = _object(await self._call("GET", "api/v0/nodes?limit=10000", attempts=1))
-        found = ((answer.get("data") or {}).get("result") or {}).get("result") or []
-        return [node for node in found if isinstance(node, dict)]
+        found: Any = _object(await self._call("GET", "api/v0/nodes?limit=10000", attempts=1))
+        # `{"data": {"result": {"result": [...]}}}`; any other shape lists no nodes.
+        for key in ("data", "result", "result"):
+            found = found.get(key) if isinstance(found, dict) else None
+        return (
+            [node for node in found if isinstance(node, dict)] if isinstance(found, list) else []
+        )
 
     async def package_exists(self, uri: str) -> bool:
         try:
@@ -108,6 +122,9 @@ class RayJobsClient:
         except RayError as exc:
             if exc.status == 404:
                 return None
+            if exc.too_large:
+                # Not a failed poll: the job's status must still be read.
+                return f"(the job's log on the cluster is {exc.detail[len('the answer is ') :]})\n"
             raise
         logs = answer.get("logs")
         return logs if isinstance(logs, str) else ""
@@ -146,12 +163,36 @@ class RayJobsClient:
         )
 
         async def send() -> httpx.Response:
-            return await self._http.request(method, path, json=json, content=content)
+            outgoing = self._http.build_request(method, path, json=json, content=content)
+            response = await self._http.send(outgoing, stream=True)
+            try:
+                return await _bounded(response, request)
+            finally:
+                await response.aclose()
 
         async for attempt in retrying:
             with attempt:
                 return await _answer(send, request)
         raise AssertionError("unreachable")
+
+
+async def _bounded(response: httpx.Response, request: str) -> httpx.Response:
+    """The answer read into memory up to MAX_ANSWER_BYTES: a cluster (or whatever answers at
+    its address) that sends more is refused, never buffered whole."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise RayError(
+                response.status_code,
+                f"the answer is over {MAX_ANSWER_BYTES // 1024**2} MiB",
+                request=request,
+                too_large=True,
+            )
+    kept = {k: v for k, v in response.headers.items() if k.lower() == "content-type"}
+    return httpx.Response(
+        response.status_code, headers=kept, content=bytes(body), request=response.request
+    )
 
 
 async def _answer(send: Callable[[], Awaitable[httpx.Response]], request: str) -> Any:

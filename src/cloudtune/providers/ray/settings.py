@@ -17,6 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # `NVIDIA_L4`); a job asks for one as the custom resource `accelerator_type:<name>`.
 _ACCELERATOR = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# Headers that frame or route the request: the token in one would break every call (or make
+# one request read as two to a proxy in front of the cluster).
+_FRAMING_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
 # A pip requirement line: no option (`-e`, `--index-url`) and no line break, which would let a
 # setting smuggle pip arguments.
 _REQUIREMENT = re.compile(r"^[A-Za-z0-9][^\s;]*(\s*;\s*[^\n\r]+)?$")
@@ -28,7 +45,8 @@ _JOB_VARIABLES = ("CLOUDTUNE_STORAGE_", "CLOUDTUNE_WEBHOOK_", "CLOUDTUNE_JOB_", 
 
 
 class RaySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # No inf or NaN: a price of 1e400 (inf in JSON) saved would fail every later read.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     address: str | None = Field(
         default=None,
@@ -90,6 +108,7 @@ class RaySettings(BaseModel):
     price_per_hour_usd: float = Field(
         default=0.0,
         ge=0,
+        le=1_000_000,
         description="What an hour of one job on the cluster costs, for estimates and limits.",
     )
     gpu_label: str | None = Field(
@@ -104,10 +123,14 @@ class RaySettings(BaseModel):
         value = value.strip().rstrip("/")
         try:
             parts = urlsplit(value)
+            parts.port  # noqa: B018 - reading it checks it: a port such as 99999 or 80x raises
         except ValueError:
             raise ValueError("the Ray address is not a URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("the Ray address is the dashboard's http(s)://host:port")
+        if not value.isascii() or any(c.isspace() for c in value):
+            # Saved, it would fail every later call to the cluster rather than here.
+            raise ValueError("the Ray address is ASCII without spaces (punycode for IDN hosts)")
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ValueError("the Ray address has no query, fragment or credentials in it")
         return value
@@ -117,6 +140,8 @@ class RaySettings(BaseModel):
     def _auth_header(cls, value: str) -> str:
         if not _HEADER.match(value):
             raise ValueError("auth_header is a header name (letters, digits, -)")
+        if value.lower() in _FRAMING_HEADERS:
+            raise ValueError(f"auth_header {value!r} frames the request; name another header")
         return value
 
     @field_validator("accelerator_type")
@@ -134,7 +159,10 @@ class RaySettings(BaseModel):
         if len(values) > MAX_PIP_PACKAGES:
             raise ValueError(f"at most {MAX_PIP_PACKAGES} pip packages")
         for value in values:
-            if len(value) > 200 or not _REQUIREMENT.match(value):
+            # An option after a marker (`torch; python_version>"3" --hash=...`) is still
+            # read by pip as the line's option.
+            options = any(word.startswith("-") for word in value.split())
+            if len(value) > 200 or not _REQUIREMENT.match(value) or options:
                 raise ValueError(f"{value[:80]!r} is not a plain pip requirement")
         return values
 
@@ -152,7 +180,8 @@ class RaySettings(BaseModel):
             raise ValueError("at most 32 cluster data roots")
         roots = []
         for value in values:
-            root = posixpath.normpath(value)
+            # normpath keeps a leading `//`, which no normalised path would then start with.
+            root = "/" + posixpath.normpath(value).lstrip("/")
             if not value.startswith("/") or root == "/" or any(c in value for c in "\r\n\0"):
                 raise ValueError(f"{value[:80]!r} is not an absolute folder other than /")
             roots.append(root)
@@ -171,8 +200,9 @@ class RaySettings(BaseModel):
         return values
 
     def sees(self, path: str) -> bool:
-        """Whether `path` is in a folder every node sees (no `..` may climb out of it)."""
-        if not path.startswith("/") or "\0" in path:
+        """Whether `path` is in a folder every node sees. A path with `..` is not: on the nodes
+        it climbs from wherever a link in it leads, not from where normpath says."""
+        if not path.startswith("/") or "\0" in path or ".." in path.split("/"):
             return False
         normal = posixpath.normpath(path)
         roots = self.cluster_data_roots
