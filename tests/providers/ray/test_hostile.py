@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,3 +190,48 @@ async def test_an_answer_too_large_is_refused_unread(
     assert status.status.value == "running" and "over 0 MiB" in (status.logs or "")
     account = await provider.validate()
     assert not account.ok and "over" in account.detail
+
+
+class Silent(BaseHTTPRequestHandler):
+    """Takes the request and never answers (a hung dashboard, a black-holing proxy)."""
+
+    calls = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).calls += 1
+        time.sleep(3)
+
+
+async def test_a_hung_cluster_holds_each_poll_for_a_few_calls_not_the_whole_budget() -> None:
+    handler: type[Silent] = type("Hung", (Silent,), {"calls": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        own = RaySettings(entrypoint_num_gpus=0.0)
+        settings = Settings(
+            ray_address=f"http://127.0.0.1:{server.server_address[1]}", ray_timeout_seconds=0.5
+        )
+        provider = RayProvider(settings, SavedSettings(own))
+        started = time.monotonic()
+        for _ in range(5):  # five jobs' polls in one reconciler pass
+            with pytest.raises(ProviderError):
+                await provider.status(handle())
+        assert handler.calls <= ray_client.BREAKER_THRESHOLD + 1
+        assert time.monotonic() - started < 15
+        with pytest.raises(ProviderError, match="paused"):
+            await provider.cancel(handle())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_call_paused_by_its_own_failures_says_why_they_failed(
+    garbage: tuple[str, type[Garbage]],
+) -> None:
+    address, answer = garbage
+    answer.answer = (500, b"Traceback (most recent call last):\nRuntimeError: the GCS is down")
+    with pytest.raises(ProviderError, match="the GCS is down"):
+        await provider_at(address).status(handle())

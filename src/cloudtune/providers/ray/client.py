@@ -16,9 +16,13 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from cloudtune.providers.replicate.breaker import CircuitBreaker
+
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Ray answers a refused request with a Python traceback: its last line says why.
 _MAX_DETAIL = 500
+BREAKER_THRESHOLD = 3
+BREAKER_SECONDS = 30.0
 # An answer read whole at most (a job's log is the largest Ray sends); more is refused.
 MAX_ANSWER_BYTES = 64 * 1024**2
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:]*: ")
@@ -26,13 +30,20 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:]*: ")
 
 class RayError(Exception):
     def __init__(
-        self, status: int | None, detail: str, *, request: str, too_large: bool = False
+        self,
+        status: int | None,
+        detail: str,
+        *,
+        request: str,
+        too_large: bool = False,
+        paused: bool = False,
     ) -> None:
         super().__init__(f"{request} {status or 'no answer'}: {detail}")
         self.status = status
         self.detail = detail
         self.request = request
         self.too_large = too_large
+        self.paused = paused  # never sent: the breaker is open
 
     @property
     def retryable(self) -> bool:
@@ -42,6 +53,7 @@ class RayError(Exception):
             (self.status is None or self.status in _RETRY_STATUSES)
             and not _exists(self)
             and not self.too_large
+            and not self.paused
         )
 
 
@@ -67,6 +79,10 @@ class RayJobsClient:
         )
         self._attempts = attempts
         self._max_retry_seconds = max_retry_seconds
+        # A cluster that stops answering (or hangs) would hold every poll for the whole retry
+        # budget, job after job, and the reconciler asks them one at a time: after a few
+        # unanswered calls in a row, calls fail fast until a trial one is answered.
+        self._breaker = CircuitBreaker(threshold=BREAKER_THRESHOLD, cooldown=BREAKER_SECONDS)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -170,9 +186,37 @@ class RayJobsClient:
             finally:
                 await response.aclose()
 
+        last: RayError | None = None
         async for attempt in retrying:
             with attempt:
-                return await _answer(send, request)
+                if not self._breaker.allow():
+                    if last is not None:
+                        # Paused during this call's retries: its own last error says why.
+                        raise RayError(
+                            last.status,
+                            last.detail,
+                            request=request,
+                            too_large=last.too_large,
+                            paused=True,
+                        )
+                    raise RayError(
+                        503,
+                        "the cluster keeps not answering; calls paused for "
+                        f"{self._breaker.retry_in():.0f}s",
+                        request=request,
+                        paused=True,
+                    )
+                try:
+                    answer = await _answer(send, request)
+                except RayError as exc:
+                    last = exc
+                    if (exc.status is None or exc.status >= 500) and not _exists(exc):
+                        self._breaker.record_failure()
+                    else:
+                        self._breaker.record_success()
+                    raise
+                self._breaker.record_success()
+                return answer
         raise AssertionError("unreachable")
 
 
