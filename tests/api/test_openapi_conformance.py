@@ -479,6 +479,7 @@ def odd_paths(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 BAD_KEY = {"Authorization": "Bearer stk_not-a-key"}
+REPLICATE = {"provider": "replicate"}
 
 
 def admin_calls() -> list[Call]:
@@ -493,11 +494,29 @@ def admin_calls() -> list[Call]:
         Call("GET", "/api/cloud/providers/{provider}", 200, {"provider": "local"}),
         Call("GET", "/api/cloud/providers/{provider}", 200, {"provider": "replicate"}),
         # A token travels in an HTTP header: one that cannot was a 500 on every later call.
-        Call("PUT", "/api/cloud/providers/replicate/token", 400, body={"token": "r8_\u00e9"}),
-        Call("PUT", "/api/cloud/providers/replicate/token", 400, body={"token": "r8_a b"}),
-        Call("PUT", "/api/cloud/providers/replicate/token", 200, body={"token": "r8_x\n"}),
+        Call(
+            "PUT",
+            "/api/cloud/providers/{provider}/token",
+            400,
+            REPLICATE,
+            body={"token": "r8_\u00e9"},
+        ),
+        Call(
+            "PUT",
+            "/api/cloud/providers/{provider}/token",
+            400,
+            REPLICATE,
+            body={"token": "r8_a b"},
+        ),
+        Call(
+            "PUT",
+            "/api/cloud/providers/{provider}/token",
+            200,
+            REPLICATE,
+            body={"token": "r8_x\n"},
+        ),
         # Gone again: with a token, calls to the (absent) Replicate are retried for a while.
-        Call("DELETE", "/api/cloud/providers/replicate/token", 200),
+        Call("DELETE", "/api/cloud/providers/{provider}/token", 200, REPLICATE),
         Call(
             "PUT",
             "/api/cloud/metrics/cost-limit",
