@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint bench clean browser
+.PHONY: install run test test-fast lint bench bench-ray clean browser
 
 install: $(STAMP)
 
@@ -51,6 +51,9 @@ test-fast: install lint
 
 bench: install
 	$(BIN)/python bench/api.py
+
+bench-ray: install
+	$(BIN)/python bench/ray_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
