@@ -172,11 +172,15 @@ def test_a_failing_entrypoint_ends_failed_with_the_error(tmp_path: Path, ray_add
 
 def test_a_trainer_error_is_the_jobs_error(ray_server: ServerProcess, tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "dataset", 4, size=32)
-    # A base model on a path of the nodes: accepted at submit, missing on the node.
+    # A base model on a path of the nodes: refused outside the folders they share for jobs,
     base = "/nonexistent/cluster/base.safetensors"
-    body = job_body(
-        dataset, tmp_path / "out", steps=5, **{"--pretrained_model_name_or_path": base}
-    )
+    model = {"--pretrained_model_name_or_path": base}
+    body = job_body(dataset, tmp_path / "out", steps=5, **model)
+    refused = ray_server.post("/api/cloud/jobs/submit?provider=ray", json=body)
+    assert refused.status_code == 400 and refused.json()["code"] == "path_not_allowed"
+    # accepted under one of them, and missing there when the trainer opens it.
+    shared = {"cluster_data_roots": ["/nonexistent/cluster"]}
+    assert httpx.put(f"{ray_server.url}/api/cloud/providers/ray", json=shared).status_code == 200
     job_id = submit(ray_server, body)
     job = ray_server.wait(job_id, {"completed", "failed", "cancelled"}, timeout=120)
     assert job["status"] == "failed"

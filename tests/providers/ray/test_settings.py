@@ -11,13 +11,17 @@ import pytest
 from pydantic import ValidationError
 
 from cloudtune.domain.principal import LOCAL_ADMIN
+from cloudtune.domain.training import TrainingSpec
+from cloudtune.errors import InvalidInputError
 from cloudtune.providers.ray import packages
 from cloudtune.providers.ray.client import RayError, _detail
+from cloudtune.providers.ray.provider import RayProvider
 from cloudtune.providers.ray.settings import RaySettings
 from cloudtune.services import providers
 from cloudtune.settings import Settings
 from cloudtune.store.db import Database
 from tests.factories import make_context
+from tests.providers.ray.test_provider import SavedSettings
 
 
 @pytest.mark.parametrize(
@@ -35,6 +39,9 @@ from tests.factories import make_context
         {"cluster_data_roots": ["/"]},
         {"env_vars": {"CLOUDTUNE_STORAGE_SECRET_ACCESS_KEY": "x"}},
         {"env_vars": {"BAD-NAME": "x"}},
+        {"env_vars": {"HF_TOKEN": "hf_x"}},
+        {"env_vars": {"WANDB_API_KEY": "x"}},
+        {"env_vars": {"HTTPS_PROXY": "http://user:pw@proxy:3128"}},
         {"entrypoint_num_gpus": -1},
         {"colour": "red"},
     ],
@@ -113,3 +120,41 @@ def test_the_provider_list_says_whether_ray_has_an_address(
     ctx = make_context(settings, db, providers=["ray"])
     (ray,) = providers.list_providers(ctx, LOCAL_ADMIN)
     assert ray.name == "ray" and ray.configured is configured
+
+
+@pytest.mark.parametrize(
+    ("config", "dataloader", "allowed"),
+    [
+        ({"--pretrained_model_name_or_path": "black-forest-labs/FLUX.1-dev"}, [], True),
+        ({"--pretrained_model_name_or_path": "/mnt/data/models/base"}, [], True),
+        ({"--pretrained_model_name_or_path": "/etc/passwd"}, [], False),
+        ({"--cache_dir": "~/.cache"}, [], False),
+        ({"--cache_dir": "cache"}, [], True),  # inside the job's folder on the node
+        ({}, [{"id": "a", "type": "local", "instance_data_dir": "/mnt/data/a"}], True),
+        (
+            {},
+            [
+                {
+                    "id": "a",
+                    "type": "local",
+                    "instance_data_dir": "/mnt/data/a",
+                    "cache_dir_vae": "/var/lib",
+                }
+            ],
+            False,
+        ),
+        ({}, [{"id": "a", "type": "aws", "cache_dir": "../../escape"}], False),
+    ],
+)
+def test_paths_on_the_nodes_stay_under_the_cluster_roots(
+    config: dict[str, object], dataloader: list[dict[str, object]], allowed: bool
+) -> None:
+    own = RaySettings(cluster_data_roots=["/mnt/data"])
+    provider = RayProvider(Settings(ray_address="http://head:8265"), SavedSettings(own))
+    spec = TrainingSpec(config={"--model_family": "flux", **config}, dataloader=dataloader)
+    if allowed:
+        provider.check(spec)
+    else:
+        with pytest.raises(InvalidInputError) as refused:
+            provider.check(spec)
+        assert refused.value.code == "path_not_allowed"

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from cloudtune.domain.costs import usd_to_micros
 from cloudtune.domain.hardware import HardwareProfile
 from cloudtune.domain.jobs import Job, JobStatus, JobType
-from cloudtune.domain.training import TrainingSpec, split_secrets
+from cloudtune.domain.training import TrainingSpec, looks_local, path_fields, split_secrets
 from cloudtune.errors import (
     InvalidInputError,
     ProviderError,
@@ -37,6 +37,7 @@ from cloudtune.providers.base import (
     ProviderConfig,
     ProviderHandle,
     ProviderStatus,
+    datasets_to_send,
     tail_lines,
 )
 from cloudtune.providers.ray import packages
@@ -97,6 +98,29 @@ class RayProvider:
                 "submit's `publish` settings instead (the server publishes a Ray job's outputs)",
                 code="invalid_config",
             )
+        self._check_node_paths(spec)
+
+    def _check_node_paths(self, spec: TrainingSpec) -> None:
+        """Paths a job names are opened on the nodes, which may share disks with this server
+        or with other jobs: a local-looking one (absolute, `~`, `./`, `..`) must be under
+        `cluster_data_roots`. Folders this server sends are not the nodes' (their place in the
+        archive replaces them); plain relative paths stay inside the job's scratch folder."""
+        sent = {id(entry) for entry in datasets_to_send(self, spec)}
+        for found in path_fields(spec):
+            if id(found.container) in sent and found.key == "instance_data_dir":
+                continue
+            if not looks_local(found.value):
+                continue  # a hub id, a keyword, or a folder inside the job's own one
+            if not self._own().sees(found.value):
+                roots = ", ".join(self._own().cluster_data_roots) or "none set"
+                raise InvalidInputError(
+                    f"{found.label} {found.value[:200]!r} names a path on the Ray nodes "
+                    f"outside the folders they share for jobs (cluster_data_roots: {roots}); "
+                    "use a path under one of them, or a plain relative path (inside the "
+                    "job's own folder on the node)",
+                    code="path_not_allowed",
+                    field=found.label,
+                )
 
     def hardware_type(self) -> str | None:
         return self.offer(None).display_name

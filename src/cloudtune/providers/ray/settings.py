@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloudtune.domain.training import looks_secret
+
 # Ray accelerator types are upper-case names with digits and underscores (`A100`, `H100`,
 # `NVIDIA_L4`); a job asks for one as the custom resource `accelerator_type:<name>`.
 _ACCELERATOR = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -197,6 +199,10 @@ class RaySettings(BaseModel):
                 raise ValueError(f"{name[:80]!r} is not a variable a setting may set")
             if len(value) > 1000 or "\0" in value:
                 raise ValueError(f"{name}: at most 1000 characters, no NUL")
+            if looks_secret(name, value):
+                # Settings are shown to admins and the dashboard shows a job's environment:
+                # a secret here would be in plain sight (and plaintext in the database).
+                raise ValueError(f"{name} looks like a secret: env_vars are never secret")
         return values
 
     def sees(self, path: str) -> bool:
