@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from cloudtune.domain.documents import JsonObject
-from cloudtune.domain.jobs import Progress, utcnow
+from cloudtune.domain.jobs import JobStatus, Progress, utcnow
 from cloudtune.errors import AuthenticationError, InvalidInputError, job_not_found
 from cloudtune.services.context import Context
 from cloudtune.store import jobs as job_store
@@ -18,6 +18,7 @@ from cloudtune.store import jobs as job_store
 class TrainerEvent:
     job_id: str
     applied: bool  # whether the event changed the job's progress
+    job_waiting: bool = False  # the job still reads pending or queued
 
 
 def record_trainer_event(
@@ -46,7 +47,10 @@ def record_trainer_event(
         if progress is not None:
             progress.updated_at = utcnow()
             applied = job_store.record_progress(session, job_id, progress)
-    return TrainerEvent(job_id=job_id, applied=applied)
+    # The trainer runs while the job still reads queued: its provider is worth asking now
+    # rather than at the next pass (the provider, not the trainer, says it runs).
+    waiting = job.status in (JobStatus.PENDING, JobStatus.QUEUED)
+    return TrainerEvent(job_id=job_id, applied=applied, job_waiting=waiting)
 
 
 def parse_progress(payload: JsonObject) -> Progress | None:

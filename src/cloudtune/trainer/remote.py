@@ -164,12 +164,16 @@ def prepare_run(work: Path, run_dir: Path, job: dict[str, Any], client: Any) -> 
 
 def run(work: Path) -> int:
     from cloudtune.trainer import launch
+    from cloudtune.trainer.progress import ProgressReporter
 
     job = json.loads((work / JOB_FILE).read_text())
     bucket = os.environ["CLOUDTUNE_STORAGE_BUCKET"]
     prefix = os.environ["CLOUDTUNE_STORAGE_PREFIX"] + OUTPUT_DIR + "/"
     run_dir = Path(tempfile.mkdtemp(prefix="cloudtune-run-"))
     os.environ["CLOUDTUNE_RUN_DIR"] = str(run_dir)
+    # First word to the server: it asks the cluster at once whether the job runs, instead of
+    # at its next pass (no progress in it, so nothing else changes).
+    ProgressReporter().send({"type": "started"})
     try:
         client = _storage_client()
         prepare_run(work, run_dir, job, client)

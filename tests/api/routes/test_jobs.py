@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudtune.domain.jobs import JobStatus
+from cloudtune.store import jobs as job_store
 from tests.conftest import TERMINAL
-from tests.factories import job_body, make_dataset
+from tests.factories import create_job, job_body, make_dataset
 
 
 @pytest.fixture
@@ -335,3 +337,25 @@ class TestTrainerWebhook:
         assert progress["step"] == 6 and progress["lr"] == 1e-4 and progress["percent"] == 60.0
         bad = await client.post(url, content=b"{", headers=right)
         assert_envelope(bad, 400, "invalid_payload")
+
+
+async def test_a_trainer_heard_from_while_its_job_is_queued_wakes_the_reconciler(
+    client: httpx.AsyncClient,
+) -> None:
+    """A remote trainer that speaks while its job still reads queued (the provider has not been
+    asked since it started) has the provider asked now, not at the next pass; a running job's
+    events do not (every step would cost a pass)."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    woken: list[str] = []
+    ctx.wake_reconciler = lambda: woken.append("wake")
+    job = create_job(ctx.db, status=JobStatus.QUEUED, provider="local")
+    url = f"/api/webhooks/trainer/{job.job_id}"
+    headers = {"Authorization": f"Bearer {ctx.tokens.job_token(job.job_id)}"}
+    answer = await client.post(url, json={"type": "started"}, headers=headers)
+    assert answer.status_code == 200 and answer.json()["applied"] is False
+    assert woken == ["wake"]
+    with ctx.db.write() as session:
+        job_store.switch_job_status(session, job.job_id, JobStatus.RUNNING)
+    step = {"type": "progress", "step": 1, "total_steps": 10}
+    assert (await client.post(url, json=step, headers=headers)).json()["applied"] is True
+    assert woken == ["wake"]

@@ -38,4 +38,6 @@ async def trainer_event(
     if len(body) > TRAINER_EVENT_MAX_BYTES:
         raise PayloadTooLargeError("event body too large", limit_bytes=TRAINER_EVENT_MAX_BYTES)
     event = await ctx.in_thread(progress.record_trainer_event, ctx, job_id, token, body)
+    if event.job_waiting:
+        ctx.wake_reconciler()  # on the event loop: the reconciler's wake-up is not thread-safe
     return TrainerEventResponse(job_id=event.job_id, applied=event.applied)
