@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_after_delay
 
-from cloudtune.providers.replicate.breaker import CircuitBreaker
+from cloudtune.providers.breaker import CircuitBreaker
 
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Ray answers a refused request with a Python traceback: its last line says why.

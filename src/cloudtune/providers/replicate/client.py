@@ -24,7 +24,7 @@ from tenacity import (
     stop_after_delay,
 )
 
-from cloudtune.providers.replicate.breaker import CircuitBreaker
+from cloudtune.providers.breaker import CircuitBreaker
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # The webhook secret is fetched while a webhook waits (before its body is read): a short wait.

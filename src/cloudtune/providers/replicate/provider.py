@@ -31,10 +31,10 @@ from cloudtune.providers.base import (
     WebhookPolicy,
     tail_lines,
 )
+from cloudtune.providers.breaker import CircuitBreaker
 from cloudtune.providers.replicate import lookup as tags
 from cloudtune.providers.replicate import outputs as output_files
 from cloudtune.providers.replicate.account import MISSING_TOKEN, account_of, check_token_format
-from cloudtune.providers.replicate.breaker import CircuitBreaker
 from cloudtune.providers.replicate.client import (
     MAX_UPLOAD_BYTES,
     BreakerOpenError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudtune.providers.replicate.breaker import CircuitBreaker
+from cloudtune.providers.breaker import CircuitBreaker
 
 
 class Clock:
