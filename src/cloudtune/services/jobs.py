@@ -19,7 +19,6 @@ from cloudtune.providers.base import (
     HasLogFile,
     Pinned,
     ProviderHandle,
-    StagesThroughStorage,
     tail_lines,
 )
 from cloudtune.services.context import Context
@@ -193,8 +192,7 @@ async def cancel_job(ctx: Context, caller: Principal, job_id: str) -> Job:
         raise job_not_found(job_id)
     if not change.applied and change.job.status != JobStatus.CANCELLED:
         raise _state_conflict(change.job, "cancelled")
-    if isinstance(ctx.providers.get(job.provider), StagesThroughStorage):
-        await ctx.in_thread(staging.clear_inputs, ctx, job.job_id, job.user_id)
+    await ctx.in_thread(staging.clear_inputs, ctx, job)
     ctx.wake_reconciler()
     return change.job
 

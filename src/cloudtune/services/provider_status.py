@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cloudtune.domain.costs import cost_micros
 from cloudtune.domain.jobs import Job, JobStatus
-from cloudtune.providers.base import ProviderStatus, StagesThroughStorage
+from cloudtune.providers.base import ProviderStatus
 from cloudtune.services.context import Context
 from cloudtune.services.outputs import homecoming as outputs
 from cloudtune.services.storage import staging
@@ -67,8 +67,7 @@ def apply_provider_status(ctx: Context, job: Job, status: ProviderStatus) -> boo
         ctx.wake_reconciler()  # its worker claims the delivery on the next pass
     if target.is_terminal:
         ctx.logs_seen.pop(job.job_id, None)
-        if isinstance(ctx.providers.get(job.provider), StagesThroughStorage):
-            staging.clear_inputs(ctx, job.job_id, job.user_id)
+        staging.clear_inputs(ctx, job)
     elif new_logs and status.logs is not None:
         ctx.logs_seen[job.job_id] = hash(status.logs)
     return changed

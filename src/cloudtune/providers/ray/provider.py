@@ -105,14 +105,15 @@ class RayProvider:
         or with other jobs: a local-looking one (absolute, `~`, `./`, `..`) must be under
         `cluster_data_roots`. Folders this server sends are not the nodes' (their place in the
         archive replaces them); plain relative paths stay inside the job's scratch folder."""
+        own = self._own()
         sent = {id(entry) for entry in datasets_to_send(self, spec)}
         for found in path_fields(spec):
             if id(found.container) in sent and found.key == "instance_data_dir":
                 continue
             if not looks_local(found.value):
                 continue  # a hub id, a keyword, or a folder inside the job's own one
-            if not self._own().sees(found.value):
-                roots = ", ".join(self._own().cluster_data_roots) or "none set"
+            if not own.sees(found.value):
+                roots = ", ".join(own.cluster_data_roots) or "none set"
                 raise InvalidInputError(
                     f"{found.label} {found.value[:200]!r} names a path on the Ray nodes "
                     f"outside the folders they share for jobs (cluster_data_roots: {roots}); "

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cloudtune.domain.jobs import Job
 from cloudtune.domain.storage import JobStorageCredentials
+from cloudtune.providers.base import StagesThroughStorage
 from cloudtune.services.context import Context
 from cloudtune.services.storage.credentials import JOB_BUCKET, job_prefix
 from cloudtune.services.storage.names import object_path
@@ -27,10 +29,12 @@ def stage_datasets(ctx: Context, storage: JobStorageCredentials, archive: Path) 
     return f"s3://{storage.bucket}/{key}"
 
 
-def clear_inputs(ctx: Context, job_id: str, user_id: str | None) -> None:
-    """Remove what was staged for an ended job (its trainer deletes it once fetched; a job
-    cancelled before it started never did)."""
-    key = job_prefix(ctx, job_id, user_id) + INPUTS + DATASETS_ARCHIVE
+def clear_inputs(ctx: Context, job: Job) -> None:
+    """Remove what was staged for an ended job of such a provider (its trainer deletes it
+    once fetched; a job cancelled before it started never did); nothing for other jobs."""
+    if not isinstance(ctx.providers.get(job.provider), StagesThroughStorage):
+        return
+    key = job_prefix(ctx, job.job_id, job.user_id) + INPUTS + DATASETS_ARCHIVE
     if object_path(ctx.settings.storage_dir, JOB_BUCKET, key).data.exists():
         delete(ctx.settings.storage_dir, JOB_BUCKET, key)
 
